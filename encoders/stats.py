@@ -1,0 +1,57 @@
+"""Feature-norm entropy (the Theia paper's Sec. 5 / App. G statistic), definition version 1.
+
+Theia released no code for it; the paper fixes the idea (L2 norm of every spatial token of a sample
+of demo frames, pooled, histogrammed, Shannon entropy) but not the bins, the sample or the log base.
+Version 1 of our definition fixes them (DESIGN.md): a seeded 1% sample of the task's demo frames,
+at least 64 (all frames when there are fewer); every token the encoder produces (for a CNN, every
+position of the last feature map); 100 equal-width bins over [min, max]; entropy in nats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFINITION_VERSION = 1
+DEFAULT_BINS = 100
+SAMPLE_FRACTION = 0.01
+SAMPLE_MINIMUM = 64
+SAMPLE_SEED = 0
+
+
+def sample_frames(
+    n_frames: int, seed: int = SAMPLE_SEED, fraction: float = SAMPLE_FRACTION, minimum: int = SAMPLE_MINIMUM
+) -> np.ndarray:
+    """Sorted indices of the frames whose tokens enter the statistic."""
+    k = min(n_frames, max(minimum, round(fraction * n_frames)))
+    return np.sort(np.random.default_rng(seed).choice(n_frames, size=k, replace=False))
+
+
+def token_norms(tokens: np.ndarray) -> np.ndarray:
+    """tokens [S, N, C] -> L2 norms [S, N] (float64 accumulation)."""
+    return np.linalg.norm(np.asarray(tokens, dtype=np.float64), axis=-1)
+
+
+def norm_entropy(norms: np.ndarray, bins: int = DEFAULT_BINS) -> float:
+    """Shannon entropy (nats) of the histogram of all norms, `bins` equal-width bins over [min, max]."""
+    values = np.asarray(norms, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise ValueError("no token norms to histogram")
+    lo, hi = float(values.min()), float(values.max())
+    if hi == lo:
+        return 0.0
+    counts, _ = np.histogram(values, bins=bins, range=(lo, hi))
+    p = counts[counts > 0] / values.size
+    return float(-np.sum(p * np.log(p)))
+
+
+def entropy_record(norms: np.ndarray, bins: int = DEFAULT_BINS) -> dict:
+    """The `feature_norm_entropy` block of a run record."""
+    norms = np.asarray(norms)
+    return {
+        "value": norm_entropy(norms, bins),
+        "definition_version": DEFINITION_VERSION,
+        "bins": bins,
+        "n_frames": int(norms.shape[0]),
+        "tokens_per_frame": int(norms.shape[1]) if norms.ndim == 2 else None,
+        "sample": {"fraction": SAMPLE_FRACTION, "minimum": SAMPLE_MINIMUM, "seed": SAMPLE_SEED},
+    }

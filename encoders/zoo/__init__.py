@@ -1,0 +1,1 @@
+"""Encoder specs, one module per family. Every module-level `EncoderSpec` here is registered."""

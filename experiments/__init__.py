@@ -1,0 +1,1 @@
+"""Entry points and the machinery of one evaluation cell: config, training loop, rollouts, records."""

@@ -1,0 +1,103 @@
+"""Demo frames -> frozen embeddings (batched, cached) -> training batches of fused history + proprio.
+
+Fused histories are gathered per minibatch from the embedding array, never materialised for the
+whole dataset: for spatial tokens that array alone can be gigabytes, and a 3-frame history would
+triple it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from encoders.cache import EmbeddingCache
+from encoders.stats import sample_frames, token_norms
+from policies.fusion import fuse, history_indices
+from tasks.demos import DemoSet
+
+STORAGE_DTYPES = ("float32", "float16")
+
+
+@dataclass
+class DemoFeatures:
+    embeddings: np.ndarray  # [F, D] vectors or [F, N, C] tokens (possibly memory-mapped)
+    proprio: np.ndarray  # [F, P]
+    actions: np.ndarray  # [F, A]
+    history_index: np.ndarray  # [F, K], oldest first, clamped at each demo's start
+    norms: np.ndarray  # [S, N] token norms of the feature-norm-entropy sample
+    cache: dict
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def batch(self, index: np.ndarray, fusion: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fused history [B, K, ...], proprio [B, P], actions [B, A]) for sample indices `index`."""
+        rows = self.history_index[index]  # [B, K]
+        flat = np.asarray(self.embeddings[rows.ravel()], dtype=np.float32)
+        hist = torch.from_numpy(flat).reshape(*rows.shape, *self.embeddings.shape[1:])
+        return fuse(hist, fusion), torch.from_numpy(self.proprio[index]), torch.from_numpy(self.actions[index])
+
+
+def embed_demos(
+    encoder,
+    demos: DemoSet,
+    kind: str,
+    cache: EmbeddingCache,
+    dtype: str = "float32",
+    batch_size: int = 64,
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Embeddings of every demo frame (`kind` = vector | spatial) and the entropy sample's token norms."""
+    from tqdm.auto import tqdm
+
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"embedding storage dtype {dtype!r} is not one of {STORAGE_DTYPES}")
+    key = cache.key(encoder.fingerprint, demos.fingerprint, kind, dtype)
+    entry = cache.load(key)
+    if entry is None:
+        sample = set(sample_frames(demos.n_frames).tolist())
+        chunks, norms = [], []
+        offset = 0
+        with tqdm(
+            total=demos.n_frames, desc=f"embed {demos.task}", unit="frame", disable=None if progress else True
+        ) as bar:
+            for demo in demos.demos:
+                frames = demo.frames[: len(demo)]
+                for start in range(0, len(frames), batch_size):
+                    out = encoder.encode(frames[start : start + batch_size], batch_size=batch_size)
+                    chunks.append((out.vector if kind == "vector" else out.tokens).numpy().astype(dtype))
+                    picked = [i for i in range(len(out.tokens)) if offset + start + i in sample]
+                    if picked:
+                        norms.append(token_norms(out.tokens[picked].numpy()).astype(np.float32))
+                    bar.update(len(out.tokens))
+                offset += len(frames)
+        arrays = {"embeddings": np.concatenate(chunks), "norms": np.concatenate(norms)}
+        meta = {"encoder": encoder.describe(), "demos": demos.describe(), "kind": kind, "dtype": dtype}
+        entry = cache.store(key, arrays, meta)
+    info = {"hit": entry.hit, "key": key, "mode": cache.mode, "path": str(entry.path)}
+    return entry.arrays["embeddings"], entry.arrays["norms"], info
+
+
+def demo_features(
+    encoder,
+    demos: DemoSet,
+    kind: str,
+    history: int,
+    cache: EmbeddingCache,
+    dtype: str = "float32",
+    progress: bool = True,
+) -> DemoFeatures:
+    embeddings, norms, info = embed_demos(encoder, demos, kind, cache, dtype=dtype, progress=progress)
+    lengths = [len(d) for d in demos.demos]
+    if embeddings.shape[0] != sum(lengths):
+        raise RuntimeError(f"{embeddings.shape[0]} embeddings for {sum(lengths)} demo frames")
+    return DemoFeatures(
+        embeddings=embeddings,
+        proprio=np.concatenate([d.proprio for d in demos.demos]).astype(np.float32),
+        actions=np.concatenate([d.actions for d in demos.demos]).astype(np.float32),
+        history_index=history_indices(lengths, history),
+        norms=np.asarray(norms),
+        cache=info,
+    )

@@ -1,0 +1,85 @@
+"""Run records: one JSON file per cell (protocol x encoder x task x policy x seed), written atomically.
+
+Path: `<results_dir>/runs/<protocol>/<label>/<task>/seed=<seed>.json`, where `label` is the encoder
+name, with `@random` or `@file-<sha8>` when the weights are not the released ones, and `+<policy>`
+when the policy is not the protocol's default. A cell whose record exists with status ok is skipped
+unless `overwrite=true`; that is how sweeps resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+REQUIRED_FIELDS = (
+    "schema_version",
+    "status",
+    "error",
+    "encoder",
+    "task",
+    "protocol",
+    "policy",
+    "seed",
+    "scores",
+    "episodes",
+    "feature_norm_entropy",
+    "timing",
+    "provenance",
+)
+
+
+def encoder_label(encoder: str, weights_kind: str, weights_sha256: str | None, policy: str, default_policy: str) -> str:
+    label = encoder
+    if weights_kind == "random":
+        label += "@random"
+    elif weights_kind == "path":
+        label += f"@file-{(weights_sha256 or 'unknown')[:8]}"
+    if policy != default_policy:
+        label += f"+{policy}"
+    return label
+
+
+def record_path(results_dir: str | Path, protocol: str, label: str, task: str, seed: int) -> Path:
+    return Path(results_dir) / "runs" / protocol / label / task / f"seed={seed}.json"
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Write JSON atomically: a temp file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True, allow_nan=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at `path`, or None when there is none or it cannot be parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def is_done(path: Path) -> bool:
+    record = read_record(path)
+    return bool(record) and record.get("status") == "ok" and record.get("schema_version") == SCHEMA_VERSION
+
+
+def validate(record: dict) -> list[str]:
+    """Problems with a record's shape (empty list when it is well formed)."""
+    problems = [f"missing field {k!r}" for k in REQUIRED_FIELDS if k not in record]
+    if record.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"schema_version {record.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    if record.get("status") not in ("ok", "failed"):
+        problems.append(f"status {record.get('status')!r} is not ok/failed")
+    return problems

@@ -1,0 +1,352 @@
+"""Demonstration sources: CortexBench's official pickles, seeded scripted experts, or a path.
+
+Official pickles (reference/cortexbench.md 1.2) are a list of path dicts with `images`
+(T,256,256,3) uint8, `actions`, `rewards` and `env_infos` (`gripper_proprio`, `proprio`,
+`internal_state`). Scripted demos are rendered with the same camera, size and quality as the
+evaluation, cached on disk one file per demo (written atomically, so an interrupted generation
+resumes), and loaded lazily: frames are read only when they are encoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tasks.spec import TaskSpec
+
+DATA_ENV = "CORTEXBENCH_DATA"
+CACHE_ENV = "CORTEXBENCH_CACHE"
+SCRIPTED_SEED_BASE = 10_000  # far from the evaluation seeds (100..124, 200..224, 300..324)
+SCRIPTED_FORMAT = 1  # bump when the scripted-demo file layout or collection loop changes
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "cortexbench" / "data")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cortexbench")
+
+
+class DemosNotFoundError(FileNotFoundError):
+    """Official demonstrations are missing; the message says where they were expected and how to get them."""
+
+
+@dataclass
+class Demo:
+    """One demonstration. `frames` may be loaded lazily from disk (see `load_frames`)."""
+
+    actions: np.ndarray  # float32 [T, A]
+    proprio: np.ndarray  # float32 [T, P] (P may be 0)
+    rewards: np.ndarray  # float32 [T]
+    success: bool | None = None
+    seed: int | None = None
+    initial_state: object | None = None
+    _frames: np.ndarray | None = None
+    _frame_loader: Callable[[], np.ndarray] | None = None
+
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 [T, H, W, 3]; read from disk on each access when the demo is lazy."""
+        if self._frames is not None:
+            return self._frames
+        assert self._frame_loader is not None
+        return self._frame_loader()
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+@dataclass
+class DemoSet:
+    task: str
+    source: str
+    demos: list[Demo]
+    content_sha256: str  # of the source file (official) or of the demo files (scripted)
+    frames_from: str  # how frames were made: "official pickle images" or "rendered: camera/size/quality"
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        payload = {
+            "task": self.task,
+            "source": self.source,
+            "content": self.content_sha256,
+            "n": len(self.demos),
+            "frames": self.frames_from,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def n_frames(self) -> int:
+        return sum(len(d) for d in self.demos)
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "n": len(self.demos),
+            "frames": self.n_frames,
+            "sha256": self.content_sha256,
+            "fingerprint": self.fingerprint,
+            "frames_from": self.frames_from,
+            **self.stats,
+        }
+
+
+def _stats(demos: list[Demo]) -> dict:
+    returns = [float(np.sum(d.rewards)) for d in demos]
+    successes = [d.success for d in demos if d.success is not None]
+    return {
+        "mean_return": float(np.mean(returns)) if returns else None,
+        "success_rate": float(np.mean(successes)) if successes else None,
+    }
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------
+# Official pickles
+# ----------------------------------------------------------------------------------------------
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickle lists/dicts of numpy arrays and nothing that could run code."""
+
+    ALLOWED = {
+        ("builtins", n)
+        for n in (
+            "dict",
+            "list",
+            "tuple",
+            "set",
+            "frozenset",
+            "int",
+            "float",
+            "complex",
+            "bool",
+            "str",
+            "bytes",
+            "bytearray",
+            "slice",
+            "range",
+        )
+    } | {("collections", "OrderedDict"), ("collections", "defaultdict")}
+    NUMPY_MODULES = (
+        "numpy",
+        "numpy.core.multiarray",
+        "numpy._core.multiarray",
+        "numpy.core.numeric",
+        "numpy._core.numeric",
+        "numpy.dtypes",
+    )
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED or module in self.NUMPY_MODULES:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"demo pickle refers to {module}.{name}, which a demo file never needs; refusing to load it"
+        )
+
+
+def read_official_pickle(path: Path, spec: TaskSpec, n: int) -> list[Demo]:
+    """The first `n` paths of an official CortexBench demo pickle."""
+    with open(path, "rb") as f:
+        paths = _ArraysOnlyUnpickler(f).load()
+    if not isinstance(paths, list) or not paths or not isinstance(paths[0], dict):
+        raise ValueError(f"{path}: expected a list of path dicts (CortexBench demo format)")
+    if len(paths) < n:
+        raise ValueError(f"{path} holds {len(paths)} demonstrations, the protocol asks for {n}")
+    demos = []
+    for p in paths[:n]:
+        infos = p.get("env_infos", {})
+        actions = np.asarray(p["actions"], dtype=np.float32)
+        if spec.proprio_dim:
+            if spec.proprio_key not in infos:
+                raise KeyError(f"{path}: env_infos has no {spec.proprio_key!r} (proprioception for {spec.name})")
+            proprio = np.asarray(infos[spec.proprio_key], dtype=np.float32)[:, : spec.proprio_dim]
+        else:
+            proprio = np.zeros((len(actions), 0), np.float32)
+        success = bool(np.asarray(infos["success"])[-1]) if "success" in infos else None
+        state = {k: p[k] for k in ("init_state_dict",) if k in p} or (
+            {"internal_state": np.asarray(infos["internal_state"])} if "internal_state" in infos else None
+        )
+        demos.append(
+            Demo(
+                actions=actions,
+                proprio=proprio,
+                rewards=np.asarray(p["rewards"], dtype=np.float32),
+                success=success,
+                initial_state=state,
+                _frames=np.asarray(p["images"], dtype=np.uint8) if "images" in p else None,
+            )
+        )
+    return demos
+
+
+def write_official_pickle(path: Path, demos: list[Demo], spec: TaskSpec) -> None:
+    """Write demos in the official CortexBench pickle layout (used by tests and converters)."""
+    paths = []
+    for d in demos:
+        infos: dict[str, np.ndarray] = {}
+        if spec.proprio_key:
+            infos[spec.proprio_key] = d.proprio
+        paths.append({"images": d.frames, "actions": d.actions, "rewards": d.rewards, "env_infos": infos})
+    _atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
+
+
+def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
+    """Where the official pickle is: `path` (file or folder) or the default data folder."""
+    if path is not None:
+        p = Path(path).expanduser()
+        return p / spec.official_demo_file if p.is_dir() else p
+    return data_dir() / f"{spec.suite}-expert-v1.0" / spec.official_demo_file
+
+
+def _official(spec: TaskSpec, n: int, path: str | Path | None) -> DemoSet:
+    file = official_path(spec, path)
+    if not file.is_file():
+        raise DemosNotFoundError(
+            f"official CortexBench demonstrations for {spec.name!r} are missing: {file}\n"
+            f"  get them with `nox -s demos -- {spec.suite}` (downloads and checks the official archive),\n"
+            f"  or point at a copy with demos.path=<folder or file>, or set ${DATA_ENV},\n"
+            f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
+        )
+    demos = read_official_pickle(file, spec, n)
+    return DemoSet(spec.name, "official", demos, _sha256_file(file), "official pickle images", _stats(demos))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scripted experts
+# ----------------------------------------------------------------------------------------------
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def collect_scripted_demo(
+    spec: TaskSpec, seed: int, render_size: int, quality: str, horizon: int
+) -> dict[str, np.ndarray]:
+    """Run the suite's scripted expert for one seeded episode, rendering the observation before each action."""
+    suite = spec.suite_module()
+    env = suite.make_env(spec, render_size=render_size, quality=quality, horizon=horizon)
+    expert = suite.scripted_expert(spec)
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames, proprio, actions, rewards, successes = [], [], [], [], []
+        for _ in range(horizon):
+            frames.append(obs["pixels"])
+            proprio.append(obs["proprio"])
+            action = expert(obs)
+            obs, reward, terminated, _, info = env.step(action)
+            actions.append(action)
+            rewards.append(reward)
+            successes.append(info.get("success", 0.0))
+            if terminated:
+                break
+    finally:
+        env.close()
+    return {
+        "frames": np.stack(frames).astype(np.uint8),
+        "proprio": np.stack(proprio).astype(np.float32),
+        "actions": np.stack(actions).astype(np.float32),
+        "rewards": np.asarray(rewards, np.float32),
+        "success": np.asarray(successes, np.float32),
+        "seed": np.asarray(seed),
+    }
+
+
+def scripted_dir(spec: TaskSpec, render_size: int, quality: str, horizon: int) -> Path:
+    key = f"{spec.name}-v{spec.version}-{spec.camera}-{render_size}px-{quality}-h{horizon}-f{SCRIPTED_FORMAT}"
+    return cache_dir() / "demos" / "scripted" / key
+
+
+def _lazy_demo(file: Path) -> Demo:
+    with np.load(file) as z:
+        demo = Demo(
+            actions=z["actions"],
+            proprio=z["proprio"],
+            rewards=z["rewards"],
+            success=bool(z["success"][-1] > 0) if len(z["success"]) else None,
+            seed=int(z["seed"]),
+        )
+
+    def frames() -> np.ndarray:
+        with np.load(file) as z:
+            return z["frames"]
+
+    demo._frame_loader = frames
+    return demo
+
+
+def _scripted(spec: TaskSpec, n: int, render_size: int, quality: str, horizon: int, progress: bool) -> DemoSet:
+    from tqdm.auto import tqdm
+
+    folder = scripted_dir(spec, render_size, quality, horizon)
+    files = [folder / f"seed-{SCRIPTED_SEED_BASE + i}.npz" for i in range(n)]
+    missing = [f for f in files if not f.is_file()]
+    for file in tqdm(
+        missing, desc=f"scripted demos {spec.name}", unit="demo", disable=None if progress and missing else True
+    ):
+        seed = int(file.stem.split("-")[1])
+        arrays = collect_scripted_demo(spec, seed, render_size, quality, horizon)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        _atomic_write_bytes(file, buffer.getvalue())
+    demos = [_lazy_demo(f) for f in files]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(_sha256_file(f).encode())
+    frames_from = f"rendered: camera={spec.camera} size={render_size} quality={quality} horizon={horizon}"
+    stats = _stats(demos) | {"seeds": [SCRIPTED_SEED_BASE, SCRIPTED_SEED_BASE + n - 1], "expert": "scripted"}
+    return DemoSet(spec.name, "scripted", demos, digest.hexdigest(), frames_from, stats)
+
+
+def load_demos(
+    spec: TaskSpec,
+    n: int,
+    source: str = "official",
+    path: str | Path | None = None,
+    render_size: int | None = None,
+    quality: str = "faithful",
+    horizon: int | None = None,
+    progress: bool = True,
+) -> DemoSet:
+    """Demonstrations for `spec` from `source` = official | scripted | <path to an official-format pickle>."""
+    if source == "official":
+        demos = _official(spec, n, path)
+    elif source == "scripted":
+        demos = _scripted(spec, n, render_size or spec.render_size, quality, horizon or spec.horizon, progress)
+    else:
+        file = official_path(spec, source)
+        if not file.is_file():
+            raise DemosNotFoundError(
+                f"demos.source={source!r}: no demo file at {file} (expected official CortexBench pickle layout)"
+            )
+        demos = _official(spec, n, file)
+        demos.source = f"file:{file}"
+    if horizon is not None:
+        for d in demos.demos:  # a shorter protocol horizon (smoke) truncates demonstrations too
+            d.actions, d.proprio, d.rewards = d.actions[:horizon], d.proprio[:horizon], d.rewards[:horizon]
+            if d._frames is not None:
+                d._frames = d._frames[:horizon]
+    return demos

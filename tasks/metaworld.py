@@ -1,0 +1,168 @@
+"""MetaWorld suite: the five CortexBench tasks on the installed MetaWorld (v3 envs, MuJoCo 3).
+
+Protocol (reference/cortexbench.md 1.1, eai-vc `Metaworld_BC_config.yaml`, `gym_wrapper.py`):
+goal-observable envs whose goal is re-sampled at every reset (`_freeze_rand_vec = False`), episode
+i seeded with seed + i, 500 policy steps (frame skip 5) without early termination, success read at
+the last step, 256x256 frames from camera `top_cap2`, proprio = `_get_obs()[:4]` (end-effector xyz
+and the normalised gripper opening), actions clipped to [-1, 1].
+
+Camera: `top_cap2` exists only in the suraj-nair-1/metaworld fork CortexBench pins (@4e896a5,
+`xyz_base.xml`: `<camera name="top_cap2" mode="targetbody" target="tablelink" pos="0 0.9 0.6"/>`).
+The installed MetaWorld lacks it, so `_with_cortexbench_camera` adds exactly that camera to the
+model through `mujoco.MjSpec` before compiling. mujoco-py returned frames bottom-up and the reference
+flips them (`img[::-1]`); `mujoco.Renderer` already returns upright frames, so no flip is applied.
+
+Differences from the reference that cannot be avoided: MetaWorld v3 instead of v2 (the v2 envs need
+mujoco-py and MuJoCo 2.0), and MuJoCo 3's renderer instead of mujoco-py's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from tasks.spec import TaskSpec
+
+CAMERA = "top_cap2"
+CAMERA_POSE = {"mode": "targetbody", "target": "tablelink", "pos": (0.0, 0.9, 0.6)}
+INSTALL = "pip install 'cortexbench-harness[metaworld]'  (metaworld==3.1.1, mujoco==3.3.0)"
+
+
+def _task(short: str, env_id: str) -> TaskSpec:
+    upstream = env_id.replace("-v3", "-v2-goal-observable")
+    return TaskSpec(
+        name=f"metaworld-{short}",
+        suite="metaworld",
+        version=1,
+        adapter="tasks.metaworld",
+        env_id=env_id,
+        upstream_env_id=upstream,
+        camera=CAMERA,
+        render_size=256,
+        horizon=500,
+        action_dim=4,
+        proprio_dim=4,
+        proprio_key="gripper_proprio",
+        n_demos=25,
+        eval_episodes=25,
+        metric="success_last_step",
+        official_demo_file=f"{upstream}.pickle",
+        requires=("metaworld", "mujoco"),
+        install_hint=INSTALL,
+    )
+
+
+ASSEMBLY = _task("assembly", "assembly-v3")
+BIN_PICKING = _task("bin-picking", "bin-picking-v3")
+BUTTON_PRESS_TOPDOWN = _task("button-press-topdown", "button-press-topdown-v3")
+DRAWER_OPEN = _task("drawer-open", "drawer-open-v3")
+HAMMER = _task("hammer", "hammer-v3")
+TASKS = (ASSEMBLY, BIN_PICKING, BUTTON_PRESS_TOPDOWN, DRAWER_OPEN, HAMMER)
+
+
+def _with_cortexbench_camera(env_cls: type) -> type:
+    """Subclass a MetaWorld env so its model is compiled with the `top_cap2` camera added."""
+    import mujoco
+
+    def _initialize_simulation(self) -> tuple[Any, Any]:
+        spec = mujoco.MjSpec.from_file(self.fullpath)
+        camera = spec.worldbody.add_camera()
+        camera.name = CAMERA
+        camera.mode = mujoco.mjtCamLight.mjCAMLIGHT_TARGETBODY
+        camera.targetbody = CAMERA_POSE["target"]
+        camera.pos = list(CAMERA_POSE["pos"])
+        model = spec.compile()
+        return model, mujoco.MjData(model)
+
+    return type(f"{env_cls.__name__}CortexBench", (env_cls,), {"_initialize_simulation": _initialize_simulation})
+
+
+class MetaWorldEnv(gym.Env):
+    """A CortexBench MetaWorld task as a gymnasium env.
+
+    Observations: `pixels` (uint8, omitted with render=False), `proprio` (4-d) and `state` (MetaWorld's
+    39-d state, for scripted experts and state-based sanity checks; never given to visual policies).
+    """
+
+    metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium API)
+
+    def __init__(self, spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True):
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+        from tasks.rendering import Camera, apply_quality
+
+        if horizon > 500:
+            raise ValueError(f"MetaWorld episodes are at most 500 steps, asked for {horizon}")
+        env = _with_cortexbench_camera(ALL_V3_ENVIRONMENTS[spec.env_id])()
+        env._partially_observable = False  # goal-observable, as CortexBench's `*-goal-observable` envs
+        del env.sawyer_observation_space  # recomputed for the new observability
+        env._set_task_called = True
+        env._freeze_rand_vec = False  # a new goal / object layout at every reset ...
+        env.seeded_rand_vec = True  # ... drawn from the env's seeded generator
+        apply_quality(env.model, quality)
+        self._env = env
+        self._camera = Camera(env.model, spec.camera, render_size) if render else None
+        self.spec_ = spec
+        self.horizon = horizon
+        self._t = 0
+        self._state: np.ndarray | None = None
+        self.action_space = env.action_space
+        spaces = {
+            "proprio": gym.spaces.Box(-np.inf, np.inf, (spec.proprio_dim,), np.float32),
+            "state": gym.spaces.Box(-np.inf, np.inf, (39,), np.float64),
+        }
+        if render:
+            spaces["pixels"] = gym.spaces.Box(0, 255, (render_size, render_size, 3), np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        proprio = self._env._get_curr_obs_combined_no_goal()[:4]  # == _get_obs()[:4], without its side effect
+        obs = {"proprio": proprio.astype(np.float32), "state": np.asarray(self._state, dtype=np.float64)}
+        if self._camera is not None:
+            obs["pixels"] = self._camera.render(self._env.data)
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.seed(seed)
+        self._state, _ = self._env.reset()
+        self._t = 0
+        return self._observation(), {}
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, dtype=np.float32), self.action_space.low, self.action_space.high)
+        self._state, reward, _, _, info = self._env.step(action)
+        self._t += 1
+        return self._observation(), float(reward), False, self._t >= self.horizon, {"success": float(info["success"])}
+
+    def render(self):
+        assert self._camera is not None, "created with render=False"
+        return self._camera.render(self._env.data)
+
+    def close(self):
+        if self._camera is not None:
+            self._camera.close()
+        self._env.close()
+
+
+def make_env(spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True) -> MetaWorldEnv:
+    return MetaWorldEnv(spec, render_size=render_size, quality=quality, horizon=horizon, render=render)
+
+
+def scripted_expert(spec: TaskSpec):
+    """MetaWorld's own scripted policy for the task, as `expert(observation) -> action`."""
+    from metaworld import policies
+
+    class_name = "Sawyer" + "".join(part.capitalize() for part in spec.env_id.split("-")) + "Policy"
+    policy = getattr(policies, class_name)()
+
+    def expert(obs: dict[str, np.ndarray]) -> np.ndarray:
+        with warnings.catch_warnings():  # MetaWorld warns that some of its own gains exceed the action range
+            warnings.simplefilter("ignore", UserWarning)
+            return np.asarray(policy.get_action(obs["state"]), dtype=np.float32)
+
+    return expert
