@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tests`, `nox -s eval -- encoder=theia task=metaworld`, `nox -s list`, `nox -s lint`.
+"""Sessions: `nox -s tests`, `nox -s eval -- encoder=theia task=metaworld`, `nox -s list`, `nox -s lint`,
+`nox -s status` / `nox -s slurm` for sweeps.
 
 The heavy sessions share one environment (`.nox/harness`, torch + simulators, several GB) instead of
 one each; it is created on first use and updated when pyproject.toml or constraints.txt change.
@@ -53,6 +54,18 @@ def eval(session: nox.Session) -> None:
     harness(session)("-m", "experiments.eval", *session.posargs)
 
 
+@nox.session(venv_backend="none")
+def status(session: nox.Session) -> None:
+    """Show which cells of a sweep are ok, failed, running or missing: nox -s status -- <the eval overrides>."""
+    harness(session)("-m", "experiments.status", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def slurm(session: nox.Session) -> None:
+    """Write and submit one sbatch array script for a sweep (fire and forget): nox -s slurm -- <the eval overrides>."""
+    harness(session)("-m", "experiments.slurm", *session.posargs)
+
+
 @nox.session(name="list", venv_backend="none")
 def list_(session: nox.Session) -> None:
     """List encoders, tasks and groups, with simulator availability and cached weights (-- encoders|tasks|groups)."""
@@ -66,3 +79,91 @@ def lint(session: nox.Session) -> None:
     fix = "--fix" in session.posargs
     session.run("ruff", "check", *(["--fix"] if fix else []), ".")
     session.run("ruff", "format", *([] if fix else ["--check"]), ".")
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """Measure evaluation speed as ratios in one run: nox -s bench -- encoder=theia-tiny weights=random task=metaworld-assembly."""
+    harness(session)("-m", "experiments.bench", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def demos(session: nox.Session) -> None:
+    """Download and check CortexBench's official demonstrations: nox -s demos -- dmc adroit [source=minari]."""
+    harness(session)("-m", "tasks.download", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def experts(session: nox.Session) -> None:
+    """Train (seeded) or measure the offline DMC/Adroit experts: nox -s experts -- task=dmc [train=false]."""
+    harness(session)("-m", "tasks.experts.train", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def leaderboard(session: nox.Session) -> None:
+    """Rebuild results/leaderboard.{md,csv} and results/figures from the run records (-- --check: fail if stale)."""
+    harness(session)("-m", "experiments.leaderboard", *session.posargs)
+
+
+# --- Habitat: its own environment (habitat-sim comes from conda; habitat-lab pins numpy < 2) ----------------
+HABITAT_CONSTRAINTS = {"numpy": "numpy==1.26.4", "gym": "gym==0.23.1"}  # replace these lines of constraints.txt
+
+
+def _habitat_python(session: nox.Session, stack: str) -> str:
+    """The interpreter that has habitat-sim: $HABITAT_PYTHON, else the active conda env's python; fail with the
+    exact install commands (printed by `python -m tasks.habitat`) when there is none."""
+    import os
+    import subprocess
+
+    prefix = os.environ.get("CONDA_PREFIX")
+    python = os.environ.get("HABITAT_PYTHON") or (f"{prefix}/bin/python" if prefix else "")
+    check = "import sys, habitat_sim; sys.exit(0 if sys.version_info >= (3, 10) else 3)"
+    code = subprocess.run([python, "-c", check], capture_output=True).returncode if python else None
+    if code == 0:
+        return python
+    stack_tasks = {"nav": ["imagenav-gibson", "objectnav-hm3d"], "rearrange": ["mobilepick-replicacad"]}[stack]
+    asked = [t for a in session.posargs if a.startswith("task=") for t in a[5:].split(",") if t in stack_tasks]
+    # print what is missing and the commands that provide it
+    harness(session)("-m", "tasks.habitat", *(asked or stack_tasks), success_codes=[0, 1])
+    where = (
+        f"{python} (HABITAT_PYTHON or $CONDA_PREFIX/bin/python)" if python else "no HABITAT_PYTHON, no active conda env"
+    )
+    reason = (
+        "its Python is older than 3.10 (the harness needs >= 3.10)"
+        if code == 3
+        else "habitat_sim does not import there"
+    )
+    session.error(f"no Habitat environment: {where}: {reason}; build one with the commands above")
+
+
+@nox.session(name="eval-habitat", venv_backend="none")
+def eval_habitat(session: nox.Session) -> None:
+    """Evaluate on the Habitat suites in their own environment (conda habitat-sim): nox -s eval-habitat -- encoder=vc1 task=imagenav-gibson."""
+    stack = "rearrange" if any(a.startswith("task=") and "mobilepick" in a for a in session.posargs) else "nav"
+    python = _habitat_python(session, stack)
+    env = ROOT / ".nox" / f"habitat-{stack}"
+    constraints = env / "constraints.txt"
+    lines = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line.strip()]
+    pinned = [HABITAT_CONSTRAINTS.get(line.split("==")[0].strip().lower(), line) for line in lines]
+    wanted = hashlib.sha256(
+        "\n".join(pinned).encode() + (ROOT / "pyproject.toml").read_bytes() + python.encode()
+    ).hexdigest()
+    stamp = env / ".installed"
+    if not (env / "bin" / "python").exists():  # sees the conda env's habitat-sim, habitat-lab and eai-vc packages
+        session.run(python, "-m", "venv", "--system-site-packages", str(env), external=True)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        constraints.write_text("\n".join(pinned) + "\n")
+        session.run(
+            str(env / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(constraints),
+            "-e",
+            ".[habitat]",
+            external=True,
+        )
+        stamp.write_text(wanted)
+    session.run(str(env / "bin" / "python"), "-m", "experiments.eval", *session.posargs, external=True)

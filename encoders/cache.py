@@ -7,6 +7,14 @@ never see a partial entry and two writers racing on one key both end with a vali
 rename wins, the loser discards its copy). Reads memory-map the arrays; an entry whose files do not
 match its meta (truncated, corrupted, half-deleted) is removed and recomputed.
 
+Concurrent jobs (one machine, or a shared filesystem such as NFS): `load_or_compute` holds a lock
+per key (`encoders.locks`), so when several jobs need the same entry one computes it and the others
+wait and read it; the lock holder also clears temporary folders a killed writer left behind. Without
+working locks both compute, and the atomic rename still leaves one valid entry. `refresh` replaces an
+entry by renaming it away first: a job on the same machine that already memory-mapped the old arrays
+keeps reading them, but on NFS another machine reading that entry at that moment may get a stale
+file handle, so do not refresh entries a running sweep is using.
+
 Modes (`cache=`): off (neither read nor write), read (read only), readwrite (default),
 refresh (recompute and replace). Location: `$CORTEXBENCH_CACHE/embeddings` (default
 `~/.cache/cortexbench/embeddings`).
@@ -19,10 +27,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from encoders.locks import file_lock
 
 MODES = ("off", "read", "readwrite", "refresh")
 CACHE_ENV = "CORTEXBENCH_CACHE"
@@ -93,6 +104,24 @@ class EmbeddingCache:
                 shutil.rmtree(folder, ignore_errors=True)
             return None
         return CacheEntry(key, folder, arrays, meta, hit=True)
+
+    def load_or_compute(self, key: str, compute: Callable[[], tuple[dict[str, np.ndarray], dict]]) -> CacheEntry:
+        """The entry for `key`, computing `(arrays, meta) = compute()` and storing it when there is none.
+
+        Concurrent callers on one key compute it once: the others wait on the key's lock, then load it.
+        """
+        if self.mode in ("off", "read"):  # writes nothing, so nothing to lock (read-only caches stay untouched)
+            entry = self.load(key)
+            return entry if entry is not None else self.store(key, *compute())
+        final = self._dir(key)
+        with file_lock(final.parent / f".{final.name}.lock", waiting="waiting for another job computing") as lock:
+            if lock.held:  # nobody else is writing this key: leftovers of killed writers can go
+                for leftover in final.parent.glob(f".{final.name}.tmp-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                for leftover in final.parent.glob(f".{final.name}.old-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
+            entry = self.load(key)
+            return entry if entry is not None else self.store(key, *compute())
 
     def store(self, key: str, arrays: dict[str, np.ndarray], meta: dict) -> CacheEntry:
         """Commit `arrays` under `key` atomically (when the mode writes) and return the entry (hit=False)."""

@@ -54,4 +54,7 @@ def preprocess(frames: np.ndarray | torch.Tensor, spec: Preprocess, device: torc
     x = x.float()
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1) * 255.0
-    return (x - mean) / std
+    # Contiguous (NCHW) whatever the batch size: the uint8 NHWC input permuted is channels-last for B > 1 but
+    # not for B == 1, and conv kernels of the two layouts round differently, so a frame's features would
+    # depend on how many frames were encoded with it.
+    return ((x - mean) / std).contiguous()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from encoders.locks import file_lock
 from encoders.spec import EncoderSpec, Weights
 
 WEIGHTS_ENV = "CORTEXBENCH_WEIGHTS"
@@ -120,6 +122,20 @@ def _missing_message(spec: EncoderSpec, cache_file: Path, reason: str) -> str:
 
 
 def _download(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
+    """Download under a lock, so concurrent jobs fetch a checkpoint once: the others wait, then find it."""
+    lock_path = cache_file.with_name(f".{cache_file.name}.lock")
+    with file_lock(lock_path, waiting="waiting for another job downloading") as lock:
+        if lock.held:  # partial downloads of killed jobs (possibly gigabytes)
+            for leftover in cache_file.parent.glob(f".{cache_file.name}.*.partial"):
+                leftover.unlink(missing_ok=True)
+        if cache_file.is_file():
+            return cache_file, f"cache:{cache_file}"
+        if (hf := hf_cached(spec.weights)) is not None:
+            return hf, f"hf-cache:{spec.weights.hf_repo}@{spec.weights.hf_revision or 'main'}"
+        return _download_unlocked(spec, cache_file)
+
+
+def _download_unlocked(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
     w = spec.weights
     assert w is not None
     errors = []
@@ -137,14 +153,19 @@ def _download(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
         import torch.hub
 
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_suffix(cache_file.suffix + ".partial")
+        # A name of its own per download (never a shared `<file>.partial` two jobs could write at once);
+        # a killed download leaves only this hidden temp file, never a truncated `<file>`.
+        fd, partial_name = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".partial")
+        os.close(fd)
+        partial = Path(partial_name)
         try:
             torch.hub.download_url_to_file(w.url, str(partial), progress=True)
             os.replace(partial, cache_file)
             return cache_file, f"url:{w.url}"
         except Exception as err:
-            partial.unlink(missing_ok=True)
             errors.append(f"{w.url}: {err}")
+        finally:
+            partial.unlink(missing_ok=True)
     elif w.url:
         errors.append(f"{urlparse(w.url).hostname} is not reachable")
     raise WeightsNotFoundError(

@@ -20,11 +20,12 @@ import torch
 import tasks
 from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
+from experiments.envpool import make_pool, task_env_factory
 from experiments.features import demo_features
 from experiments.protocol import CellSettings
 from experiments.provenance import provenance
 from experiments.records import SCHEMA_VERSION, encoder_label, is_done, read_record, record_path, write_record
-from experiments.rollout import SerialEnvPool, rollout
+from experiments.rollout import rollout
 from policies import build_head, input_kind
 from tasks.metrics import episode_value
 from tasks.rendering import backend_info
@@ -99,6 +100,8 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
             "upstream_env_id": task.upstream_env_id,
             "camera": task.camera,
             "metric": task.metric,
+            "horizon": task.horizon,
+            "action_repeat": task.action_repeat,
         },
         "policy": {"name": s.policy},
         "seed": s.seed,
@@ -168,12 +171,13 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
             "n_parameters": sum(p.numel() for p in head.parameters()),
         }
 
-        # 5. Evaluation environments, created once and reset with seed + i for episode i.
+        # 5. Evaluation environments (stepped and rendered in worker processes), created once and reset
+        #    with seed + i for episode i at every evaluation.
         with _timed(timing, "make_envs"):
-            pool = SerialEnvPool(
-                lambda: task.make_env(render_size=s.render_size, quality=s.render_quality, horizon=s.horizon),
-                s.eval_episodes,
+            make_env = task_env_factory(
+                task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon
             )
+            pool = make_pool(make_env, s.eval_episodes, s.workers)
         seeds = [s.seed + i for i in range(s.eval_episodes)]
 
         def embed(observations: dict[str, np.ndarray]) -> torch.Tensor:

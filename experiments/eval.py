@@ -4,6 +4,13 @@ Runs every (task, seed) cell of the request in this process, loading the encoder
 that can be checked cheaply is checked before any work starts (names, weights, simulators), so bad
 input fails in seconds with a message that says how to fix it. Finished cells are skipped.
 With `-m`, group names in `task=` expand to one job per task (see `expand_sweep_groups`).
+
+Sweeps (`-m`, Hydra multirun; README "Sweeps"): every job of the sweep is planned and checked before
+any is launched, and the sweep ends with a summary of its cells. A failed cell writes a `failed`
+record with the error and the sweep goes on; jobs never exit the process. The sweep exits 0 when
+every cell has an ok record, 1 otherwise (failed, or missing because a job died), 2 on bad input.
+A job runs a cell only while holding the cell's lock, so a second sweep over the same cells (a
+resubmission while the first still runs) leaves running cells alone (`[busy]`) instead of repeating them.
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from encoders.checkpoints import CheckpointMismatchError
 from encoders.lookup import UnknownNameError
+from encoders.radio import RadioCodeMissingError
 from encoders.weights import ChecksumMismatchError, WeightsNotFoundError
 from tasks.demos import DemosNotFoundError
 from tasks.spec import SimulatorMissingError
@@ -25,6 +35,7 @@ USER_ERRORS = (
     ChecksumMismatchError,
     CheckpointMismatchError,
     SimulatorMissingError,
+    RadioCodeMissingError,
     DemosNotFoundError,
     ValueError,
 )
@@ -46,13 +57,36 @@ def plan(cfg: DictConfig):
     return spec, [(tasks.get(name), seed) for name in task_names for seed in seeds]
 
 
+def cell_runner(settings):
+    """The training loop that runs a cell: behaviour cloning on the MuJoCo suites unless a suite or
+    policy needs its own loop (each such loop lives in its own `experiments/*_cell.py`)."""
+    import tasks
+    from experiments.cell import run_cell
+    from tasks.habitat import HabitatTaskSpec
+
+    if isinstance(tasks.get(settings.task), HabitatTaskSpec):  # ImageNav / ObjectNav / MobilePick: habitat-baselines
+        from experiments.habitat_cell import run_habitat_cell
+
+        return run_habitat_cell
+    if settings.rl is not None:  # policy=ppo|sac: stable-baselines3 on frozen features
+        from experiments.rl_cell import run_rl_cell
+
+        return run_rl_cell
+    if tasks.get(settings.task).suite == "trifinger":
+        from experiments.trifinger_cell import run_trifinger_cell
+
+        return run_trifinger_cell
+    return run_cell
+
+
 def run(cfg: DictConfig) -> int:
     import encoders
     import tasks
+    from encoders.locks import file_lock
     from encoders.weights import resolve_weights
-    from experiments.cell import cell_path, run_cell
+    from experiments.cell import cell_path
     from experiments.protocol import resolve_settings
-    from experiments.records import is_done
+    from experiments.records import is_done, leftover_temp_files, lock_path
 
     spec, cells = plan(cfg)
     weights = resolve_weights(spec, str(cfg.weights))  # fast: names the missing file before anything heavy
@@ -61,7 +95,8 @@ def run(cfg: DictConfig) -> int:
     for s in settings:
         if s not in todo:
             print(
-                f"[skip] {s.protocol} {spec.name} {s.task} seed={s.seed}: finished record exists (overwrite=true reruns it)"
+                f"[skip] {s.protocol} {spec.name} {s.task} seed={s.seed}: finished record exists (overwrite=true reruns it)",
+                flush=True,
             )
     if not todo:
         return 0
@@ -72,8 +107,19 @@ def run(cfg: DictConfig) -> int:
     config = OmegaConf.to_container(cfg, resolve=True)
     failed = 0
     for s in todo:
-        print(f"[run ] {s.protocol} {spec.name} {s.task} seed={s.seed} policy={s.policy}", flush=True)
-        record = run_cell(s, encoder, config)
+        path = cell_path(s, weights.kind, weights.sha256)
+        with file_lock(lock_path(path), blocking=False) as lock:
+            if lock.busy:
+                print(f"[busy] {s.task} seed={s.seed}: another job is running this cell; left to it", flush=True)
+                continue
+            if lock.held:  # nobody else writes this record now: temp files of a killed writer can go
+                for leftover in leftover_temp_files(path):
+                    leftover.unlink(missing_ok=True)
+            if not cfg.overwrite and is_done(path):
+                print(f"[skip] {s.task} seed={s.seed}: another job finished it meanwhile", flush=True)
+                continue
+            print(f"[run ] {s.protocol} {spec.name} {s.task} seed={s.seed} policy={s.policy}", flush=True)
+            record = cell_runner(s)(s, encoder, config)
         if record["status"] == "ok":
             scores = record["scores"]
             print(
@@ -93,11 +139,17 @@ def run(cfg: DictConfig) -> int:
 
 @hydra.main(config_path="conf", config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    """One Hydra job. In a multirun it never exits the process (that would end the whole sweep): failed
+    cells are in their records, bad input is printed, and `sweep` sets the exit code at the end."""
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         code = run(cfg)
     except USER_ERRORS as err:
+        if multirun:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            return
         _fail(str(err))
-    if code:
+    if code and not multirun:
         sys.exit(code)
 
 
@@ -115,9 +167,45 @@ def expand_sweep_groups(argv: list[str]) -> list[str]:
     return out
 
 
-if __name__ == "__main__":
+def sweep(argv: list[str]) -> int:
+    """A multirun: check every job before launching any (names, weights, simulators: seconds, not one
+    failure per job), launch through Hydra's launcher, then print where each cell stands."""
+    import tasks
+    from experiments.sweep import format_counts, format_table, plan_errors, plan_sweep, split_jobs, states
+
     try:
-        sys.argv = [sys.argv[0], *expand_sweep_groups(sys.argv[1:])]
+        cells = plan_sweep(argv, weights_required=True)
+        table = states(cells)
+        for task_name in dict.fromkeys(cell.settings.task for cell, state, _ in table if state != "ok"):
+            tasks.get(task_name).require_simulator()
+    except plan_errors() as err:
+        _fail(str(err))
+    print(f"[sweep] {len(split_jobs(argv))} jobs, {len(cells)} cells: {format_counts(table)}", flush=True)
+    if all(state == "ok" for _, state, _ in table) and not any(cell.settings.overwrite for cell in cells):
+        print("[sweep] nothing to run: every cell has an ok record (overwrite=true reruns them)")
+        return 0
+    try:
+        main()
+    except SystemExit as stop:  # Hydra exits 1 when a job or the launcher crashed: still report the cells
+        print(f"[sweep] the launcher stopped with exit code {stop.code}", file=sys.stderr)
+    table = states(cells)
+    left = format_table(table, only=("failed", "running", "missing"))
+    print(f"[sweep] finished: {format_counts(table)}" + (f"\n{left}" if left else ""), flush=True)
+    if left:
+        print("[sweep] the same command reruns the cells above; ok cells are skipped", flush=True)
+    return 0 if all(state == "ok" for _, state, _ in table) else 1
+
+
+if __name__ == "__main__":
+    from experiments.sweep import MULTIRUN_FLAGS, is_multirun
+
+    argv = sys.argv[1:]
+    try:
+        argv = expand_sweep_groups(argv)
     except UnknownNameError as err:
         _fail(str(err))
+    sys.argv = [sys.argv[0], *argv]
+    hydra_flags = [a for a in argv if a.startswith("-") and a not in MULTIRUN_FLAGS]  # --help, --cfg job, ...
+    if is_multirun(argv) and not hydra_flags:
+        sys.exit(sweep(argv))
     main()

@@ -55,8 +55,8 @@ def embed_demos(
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"embedding storage dtype {dtype!r} is not one of {STORAGE_DTYPES}")
     key = cache.key(encoder.fingerprint, demos.fingerprint, kind, dtype)
-    entry = cache.load(key)
-    if entry is None:
+
+    def compute() -> tuple[dict[str, np.ndarray], dict]:
         sample = set(sample_frames(demos.n_frames).tolist())
         chunks, norms = [], []
         offset = 0
@@ -75,7 +75,9 @@ def embed_demos(
                 offset += len(frames)
         arrays = {"embeddings": np.concatenate(chunks), "norms": np.concatenate(norms)}
         meta = {"encoder": encoder.describe(), "demos": demos.describe(), "kind": kind, "dtype": dtype}
-        entry = cache.store(key, arrays, meta)
+        return arrays, meta
+
+    entry = cache.load_or_compute(key, compute)  # concurrent jobs needing this entry compute it once
     info = {"hit": entry.hit, "key": key, "mode": cache.mode, "path": str(entry.path)}
     return entry.arrays["embeddings"], entry.arrays["norms"], info
 

@@ -29,7 +29,7 @@ def encoders_table() -> str:
             s.name,
             ",".join(s.aliases) or "-",
             f"{s.n_parameters / 1e6:.1f}M",
-            f"{s.gmacs:g}",
+            f"{s.gmacs:g}" if s.gmacs == s.gmacs else "not measured",  # NaN: unknown (see the spec notes)
             ",".join(s.outputs),
             f"{s.embed_dim}",
             "x".join(map(str, s.grid)),

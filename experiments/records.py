@@ -62,6 +62,17 @@ def write_record(path: Path, record: dict) -> None:
         raise
 
 
+def lock_path(path: Path) -> Path:
+    """The lock a job holds while it runs the cell whose record is `path` (`encoders.locks`): a second
+    job asked for the same cell skips it instead of running it twice, and `nox -s status` shows it running."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def leftover_temp_files(path: Path) -> list[Path]:
+    """Temp files of `write_record(path, ...)` calls killed before their rename (delete them under the cell's lock)."""
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
 def read_record(path: Path) -> dict | None:
     """The record at `path`, or None when there is none or it cannot be parsed."""
     try:

@@ -3,6 +3,7 @@
 Episode i is seeded seed + i and keeps its own frame history, so the per-episode results are those
 of running the episodes one after another (tests/test_rollout.py checks this). Actions are the
 policy's deterministic output (the mean action, as `eval_mode=True` in mjrl's `sample_paths`).
+The environments live in an env pool (`experiments.envpool`), in this process or in workers.
 """
 
 from __future__ import annotations
@@ -17,39 +18,15 @@ from policies.fusion import HistoryBuffer, fuse
 from tasks.spec import Episode
 
 
-class SerialEnvPool:
-    """N environments in this process, stepped one after another (rendering included)."""
+def act(policy: nn.Module, history: torch.Tensor, proprio: torch.Tensor) -> np.ndarray:
+    """Deterministic actions, one environment at a time.
 
-    def __init__(self, make_env: Callable[[], object], n: int):
-        self.envs = [make_env() for _ in range(n)]
-        self._last: list[dict] = []
-
-    def __len__(self) -> int:
-        return len(self.envs)
-
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
-        observations = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds, strict=True)]
-        self._last = observations
-        return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
-
-    def step(self, actions: np.ndarray, active: np.ndarray):
-        """Step the active envs; inactive ones (finished early) repeat their last observation."""
-        results = []
-        for i, env in enumerate(self.envs):
-            if active[i]:
-                results.append(env.step(actions[i]))
-                self._last[i] = results[-1][0]
-            else:
-                results.append((self._last[i], 0.0, True, False, {}))
-        obs = {k: np.stack([r[0][k] for r in results]) for k in results[0][0]}
-        rewards = np.array([r[1] for r in results], dtype=np.float64)
-        terminated = np.array([r[2] for r in results])
-        infos = [r[4] for r in results]
-        return obs, rewards, terminated, infos
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
+    A batched matmul may round differently from a batch of one, and over hundreds of steps such a
+    difference can change an episode; evaluating the (small) head row by row, on fresh tensors, keeps
+    each episode's actions independent of how many episodes run beside it.
+    """
+    rows = [policy(history[i : i + 1].clone(), proprio[i : i + 1].clone()) for i in range(len(history))]
+    return torch.cat(rows).cpu().numpy()
 
 
 def rollout(
@@ -81,7 +58,7 @@ def rollout(
     for t in tqdm(range(horizon), desc=desc, unit="step", leave=False, disable=None if progress else True):
         with torch.no_grad():
             proprio = torch.as_tensor(obs["proprio"], dtype=torch.float32, device=device)
-            actions = policy(fuse(hist.to(device), fusion), proprio).cpu().numpy()
+            actions = act(policy, fuse(hist.to(device), fusion), proprio)
         obs, step_rewards, terminated, step_infos = pool.step(actions, active)
         rewards[active, t] = step_rewards[active]
         for i in np.flatnonzero(active):

@@ -4,7 +4,15 @@ Official pickles (reference/cortexbench.md 1.2) are a list of path dicts with `i
 (T,256,256,3) uint8, `actions`, `rewards` and `env_infos` (`gripper_proprio`, `proprio`,
 `internal_state`). Scripted demos are rendered with the same camera, size and quality as the
 evaluation, cached on disk one file per demo (written atomically, so an interrupted generation
-resumes), and loaded lazily: frames are read only when they are encoded.
+resumes), and loaded lazily: frames are read only when they are encoded. Concurrent jobs share the
+work: each demo file is rendered under its own lock (`encoders.locks`) by whichever job gets there
+first, and a committed file is never replaced (its checksum is part of the demo set's fingerprint).
+
+Where an official pickle stores physics states (DMC's `internal_state`; Adroit's per-step qpos/qvel if
+present) its frames are re-rendered from them with our renderer (`tasks/rerender.py`), so demo and
+evaluation frames match. `expert` (alias `scripted`) collects demos with the suite's offline expert:
+MetaWorld's scripted policies, or the harness's own trained / scripted experts for DMC and Adroit
+(`tasks/experts`). `minari` replays Minari's D4RL datasets (Adroit, `tasks/minari_source.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from encoders.locks import file_lock
 from tasks.spec import TaskSpec
 
 DATA_ENV = "CORTEXBENCH_DATA"
@@ -161,25 +170,50 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         )
 
 
-def read_official_pickle(path: Path, spec: TaskSpec, n: int) -> list[Demo]:
-    """The first `n` paths of an official CortexBench demo pickle."""
+def episode_success(spec: TaskSpec, rewards: np.ndarray, infos: dict) -> bool | None:
+    """Whether an episode succeeded by the task's own metric (None for return-scored tasks like DMC)."""
+    from tasks.metrics import episode_value
+    from tasks.spec import Episode
+
+    if spec.metric == "return_div_10":
+        return None
+    needed = {"success_last_step": "success", "adroit_pen": "goal_achieved", "adroit_relocate": "goal_achieved"}
+    key = needed.get(spec.metric)
+    if key not in infos or not len(infos[key]):
+        return None
+    episode = Episode(0, np.asarray(rewards), {key: np.asarray(infos[key], dtype=np.float64)})
+    return episode_value(spec.metric, episode) > 0
+
+
+def read_official_paths(path: Path, n: int | None = None) -> list[dict]:
+    """The path dicts of an official CortexBench demo pickle (the first `n`), read without running code."""
     with open(path, "rb") as f:
         paths = _ArraysOnlyUnpickler(f).load()
     if not isinstance(paths, list) or not paths or not isinstance(paths[0], dict):
         raise ValueError(f"{path}: expected a list of path dicts (CortexBench demo format)")
-    if len(paths) < n:
+    if n is not None and len(paths) < n:
         raise ValueError(f"{path} holds {len(paths)} demonstrations, the protocol asks for {n}")
+    return paths if n is None else paths[:n]
+
+
+def read_official_pickle(path: Path, spec: TaskSpec, n: int) -> list[Demo]:
+    """The first `n` paths of an official CortexBench demo pickle."""
+    return demos_from_paths(read_official_paths(path, n), spec, str(path))
+
+
+def demos_from_paths(paths: list[dict], spec: TaskSpec, source: str) -> list[Demo]:
+    """Official-format path dicts -> Demos (frames: the pickle's own `images`); `source` names the file in errors."""
     demos = []
-    for p in paths[:n]:
+    for p in paths:
         infos = p.get("env_infos", {})
         actions = np.asarray(p["actions"], dtype=np.float32)
         if spec.proprio_dim:
             if spec.proprio_key not in infos:
-                raise KeyError(f"{path}: env_infos has no {spec.proprio_key!r} (proprioception for {spec.name})")
+                raise KeyError(f"{source}: env_infos has no {spec.proprio_key!r} (proprioception for {spec.name})")
             proprio = np.asarray(infos[spec.proprio_key], dtype=np.float32)[:, : spec.proprio_dim]
         else:
             proprio = np.zeros((len(actions), 0), np.float32)
-        success = bool(np.asarray(infos["success"])[-1]) if "success" in infos else None
+        success = episode_success(spec, np.asarray(p["rewards"]), infos)
         state = {k: p[k] for k in ("init_state_dict",) if k in p} or (
             {"internal_state": np.asarray(infos["internal_state"])} if "internal_state" in infos else None
         )
@@ -207,6 +241,64 @@ def write_official_pickle(path: Path, demos: list[Demo], spec: TaskSpec) -> None
     _atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
 
 
+def official_format_paths(
+    spec: TaskSpec,
+    n: int,
+    horizon: int,
+    render_size: int | None = None,
+    quality: str = "fast",
+    seed_base: int = SCRIPTED_SEED_BASE,
+    per_step_states: bool = True,
+    expert: Callable[[dict], np.ndarray] | None = None,
+) -> list[dict]:
+    """Episodes of the suite's offline expert in the official CortexBench pickle layout: `images`,
+    `actions`, `rewards`, `env_infos` (the proprio key, `goal_achieved` / `success`, and DMC's
+    `internal_state`: the physics state before each step, as dmc2gym records it), and Adroit's
+    `init_state_dict` (+ per-step `qpos`/`qvel` with `per_step_states`). For tests and converters:
+    it exercises the official loader offline, with data whose true states are known. `expert`
+    (default: the suite's offline expert) chooses the actions."""
+    suite = spec.suite_module()
+    expert = expert or suite.scripted_expert(spec)
+    env = suite.make_env(spec, render_size=render_size or spec.render_size, quality=quality, horizon=horizon)
+    paths = []
+    try:
+        for i in range(n):
+            obs, _ = env.reset(seed=seed_base + i)
+            path: dict = {"images": [], "actions": [], "rewards": [], "env_infos": {}}
+            infos = path["env_infos"]
+            if hasattr(env, "get_env_state"):
+                path["init_state_dict"] = env.get_env_state()
+            for _ in range(horizon):
+                path["images"].append(obs["pixels"])
+                if spec.proprio_key:
+                    infos.setdefault(spec.proprio_key, []).append(obs["proprio"])
+                if hasattr(env, "physics_state"):
+                    infos.setdefault("internal_state", []).append(env.physics_state())
+                if per_step_states and hasattr(env, "get_env_state"):
+                    state = env.get_env_state()
+                    infos.setdefault("qpos", []).append(state["qpos"])
+                    infos.setdefault("qvel", []).append(state["qvel"])
+                action = expert(obs)
+                obs, reward, terminated, truncated, info = env.step(action)
+                path["actions"].append(np.asarray(action, np.float32))
+                path["rewards"].append(reward)
+                for key, value in info.items():
+                    infos.setdefault(key, []).append(value)
+                if terminated or truncated:
+                    break
+            path = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in path.items()}
+            path["env_infos"] = {k: np.asarray(v) for k, v in infos.items()}
+            paths.append(path)
+    finally:
+        env.close()
+    return paths
+
+
+def write_official_paths(path: Path, paths: list[dict]) -> None:
+    """Write path dicts as an official-layout pickle (atomically)."""
+    _atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
+
+
 def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
     """Where the official pickle is: `path` (file or folder) or the default data folder."""
     if path is not None:
@@ -215,7 +307,14 @@ def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
     return data_dir() / f"{spec.suite}-expert-v1.0" / spec.official_demo_file
 
 
-def _official(spec: TaskSpec, n: int, path: str | Path | None) -> DemoSet:
+def _official(
+    spec: TaskSpec,
+    n: int,
+    path: str | Path | None,
+    render_size: int | None = None,
+    quality: str = "faithful",
+    progress: bool = False,
+) -> DemoSet:
     file = official_path(spec, path)
     if not file.is_file():
         raise DemosNotFoundError(
@@ -224,20 +323,37 @@ def _official(spec: TaskSpec, n: int, path: str | Path | None) -> DemoSet:
             f"  or point at a copy with demos.path=<folder or file>, or set ${DATA_ENV},\n"
             f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
         )
-    demos = read_official_pickle(file, spec, n)
-    return DemoSet(spec.name, "official", demos, _sha256_file(file), "official pickle images", _stats(demos))
+    paths = read_official_paths(file, n)
+    demos = demos_from_paths(paths, spec, str(file))
+    sha = _sha256_file(file)
+    from tasks.rerender import rerender_official
+
+    frames_from, checks = rerender_official(spec, paths, demos, sha, render_size or spec.render_size, quality, progress)
+    return DemoSet(spec.name, "official", demos, sha, frames_from, _stats(demos) | checks)
 
 
 # ----------------------------------------------------------------------------------------------
 # Scripted experts
 # ----------------------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def _atomic_write_bytes(path: Path, data: bytes, replace: bool = True) -> None:
+    """Write via a temp file and a rename. `replace=False` keeps a file that is already there (a
+    concurrent writer's): the temp file is hard-linked into place, which fails if the name exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another job committed this file first: keep theirs
+        except OSError:  # no hard links on this filesystem
+            os.replace(tmp, path)
+            return
+        Path(tmp).unlink()
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -260,24 +376,43 @@ def collect_scripted_demo(
             obs, reward, terminated, _, info = env.step(action)
             actions.append(action)
             rewards.append(reward)
-            successes.append(info.get("success", 0.0))
+            successes.append(info.get("success", info.get("goal_achieved", 0.0)))
             if terminated:
                 break
     finally:
         env.close()
+    key = "goal_achieved" if spec.metric.startswith("adroit") else "success"
+    success = episode_success(spec, np.asarray(rewards), {key: np.asarray(successes)})
     return {
         "frames": np.stack(frames).astype(np.uint8),
         "proprio": np.stack(proprio).astype(np.float32),
         "actions": np.stack(actions).astype(np.float32),
         "rewards": np.asarray(rewards, np.float32),
         "success": np.asarray(successes, np.float32),
+        "episode_success": np.asarray(np.nan if success is None else float(success)),
         "seed": np.asarray(seed),
     }
 
 
+def expert_description(spec: TaskSpec) -> dict | str:
+    """What collects `expert` demos: "scripted" (MetaWorld's policies) or the suite's `expert_info`."""
+    suite = spec.suite_module()
+    return suite.expert_info(spec) if hasattr(suite, "expert_info") else "scripted"
+
+
 def scripted_dir(spec: TaskSpec, render_size: int, quality: str, horizon: int) -> Path:
     key = f"{spec.name}-v{spec.version}-{spec.camera}-{render_size}px-{quality}-h{horizon}-f{SCRIPTED_FORMAT}"
+    expert = expert_description(spec)
+    if isinstance(expert, dict) and expert.get("fingerprint"):  # a retrained expert makes new demos
+        key += f"-x{expert['fingerprint'][:8]}"
     return cache_dir() / "demos" / "scripted" / key
+
+
+def _stored_success(z) -> bool | None:
+    if "episode_success" in z:  # by the task's metric; NaN for return-scored tasks
+        value = float(z["episode_success"])
+        return None if np.isnan(value) else bool(value)
+    return bool(z["success"][-1] > 0) if len(z["success"]) else None
 
 
 def _lazy_demo(file: Path) -> Demo:
@@ -286,7 +421,7 @@ def _lazy_demo(file: Path) -> Demo:
             actions=z["actions"],
             proprio=z["proprio"],
             rewards=z["rewards"],
-            success=bool(z["success"][-1] > 0) if len(z["success"]) else None,
+            success=_stored_success(z),
             seed=int(z["seed"]),
         )
 
@@ -298,27 +433,46 @@ def _lazy_demo(file: Path) -> Demo:
     return demo
 
 
-def _scripted(spec: TaskSpec, n: int, render_size: int, quality: str, horizon: int, progress: bool) -> DemoSet:
+def _scripted(
+    spec: TaskSpec, n: int, render_size: int, quality: str, horizon: int, progress: bool, source: str = "scripted"
+) -> DemoSet:
     from tqdm.auto import tqdm
 
     folder = scripted_dir(spec, render_size, quality, horizon)
     files = [folder / f"seed-{SCRIPTED_SEED_BASE + i}.npz" for i in range(n)]
     missing = [f for f in files if not f.is_file()]
-    for file in tqdm(
-        missing, desc=f"scripted demos {spec.name}", unit="demo", disable=None if progress and missing else True
-    ):
-        seed = int(file.stem.split("-")[1])
-        arrays = collect_scripted_demo(spec, seed, render_size, quality, horizon)
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        _atomic_write_bytes(file, buffer.getvalue())
+    with tqdm(
+        total=len(missing),
+        desc=f"scripted demos {spec.name}",
+        unit="demo",
+        disable=None if progress and missing else True,
+    ) as bar:
+        # First pass: render the demos no other job is rendering; second pass: wait for those and reuse them.
+        for blocking in (False, True):
+            for file in missing:
+                if file.is_file():
+                    continue
+                lock_path = file.with_name(f".{file.name}.lock")
+                with file_lock(lock_path, blocking=blocking, waiting="waiting for another job rendering") as lock:
+                    if lock.busy or file.is_file():
+                        continue
+                    if lock.held:  # temp files of a writer that was killed before its rename
+                        for leftover in file.parent.glob(f".{file.name}.*.tmp"):
+                            leftover.unlink(missing_ok=True)
+                    seed = int(file.stem.split("-")[1])
+                    arrays = collect_scripted_demo(spec, seed, render_size, quality, horizon)
+                    buffer = io.BytesIO()
+                    np.savez_compressed(buffer, **arrays)
+                    _atomic_write_bytes(file, buffer.getvalue(), replace=False)
+                    bar.update(1)
     demos = [_lazy_demo(f) for f in files]
     digest = hashlib.sha256()
     for f in files:
         digest.update(_sha256_file(f).encode())
     frames_from = f"rendered: camera={spec.camera} size={render_size} quality={quality} horizon={horizon}"
-    stats = _stats(demos) | {"seeds": [SCRIPTED_SEED_BASE, SCRIPTED_SEED_BASE + n - 1], "expert": "scripted"}
-    return DemoSet(spec.name, "scripted", demos, digest.hexdigest(), frames_from, stats)
+    expert = expert_description(spec)
+    stats = _stats(demos) | {"seeds": [SCRIPTED_SEED_BASE, SCRIPTED_SEED_BASE + n - 1], "expert": expert}
+    return DemoSet(spec.name, source, demos, digest.hexdigest(), frames_from, stats)
 
 
 def load_demos(
@@ -331,18 +485,24 @@ def load_demos(
     horizon: int | None = None,
     progress: bool = True,
 ) -> DemoSet:
-    """Demonstrations for `spec` from `source` = official | scripted | <path to an official-format pickle>."""
+    """Demonstrations for `spec` from `source` = official | expert (alias scripted) | minari |
+    <path to an official-format pickle>."""
     if source == "official":
-        demos = _official(spec, n, path)
-    elif source == "scripted":
-        demos = _scripted(spec, n, render_size or spec.render_size, quality, horizon or spec.horizon, progress)
+        demos = _official(spec, n, path, render_size, quality, progress)
+    elif source in ("scripted", "expert"):
+        size, length = render_size or spec.render_size, horizon or spec.horizon
+        demos = _scripted(spec, n, size, quality, length, progress, source)
+    elif source == "minari":
+        from tasks.minari_source import load_minari_demos
+
+        demos = load_minari_demos(spec, n, render_size or spec.render_size, quality, dataset_id=path, progress=progress)
     else:
         file = official_path(spec, source)
         if not file.is_file():
             raise DemosNotFoundError(
                 f"demos.source={source!r}: no demo file at {file} (expected official CortexBench pickle layout)"
             )
-        demos = _official(spec, n, file)
+        demos = _official(spec, n, file, render_size, quality, progress)
         demos.source = f"file:{file}"
     if horizon is not None:
         for d in demos.demos:  # a shorter protocol horizon (smoke) truncates demonstrations too

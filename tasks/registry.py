@@ -12,7 +12,7 @@ import importlib
 from encoders.lookup import unknown_name
 from tasks.spec import TaskSpec
 
-SUITE_MODULES = ("tasks.metaworld",)
+SUITE_MODULES = ("tasks.metaworld", "tasks.dmc", "tasks.adroit", "tasks.trifinger", "tasks.habitat")
 
 # Groups are unions of suites, in CortexBench's order; `mujoco` is the Theia paper's 12-task subset.
 GROUPS: dict[str, tuple[str, ...]] = {

@@ -57,6 +57,7 @@ class TaskSpec:
     install_hint: str
     history: int = 3
     fusion: str = "flare"
+    action_repeat: int = 1  # simulator control steps per policy step, inside the env (rewards summed)
     seeds: tuple[int, ...] = (100, 200, 300)
     proprio_key: str | None = None  # key in the official pickles' env_infos
     notes: str = ""

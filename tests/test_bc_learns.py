@@ -8,8 +8,9 @@ import torch
 
 import tasks
 from experiments.cell import bc_epoch
+from experiments.envpool import SerialEnvPool
 from experiments.features import DemoFeatures
-from experiments.rollout import SerialEnvPool, rollout
+from experiments.rollout import rollout
 from policies.bc_mlp import MLPHead
 from policies.fusion import history_indices
 

@@ -1,0 +1,154 @@
+"""Statistics for the leaderboard: mean and standard error over seeds, interquartile mean (IQM) and
+stratified-bootstrap confidence intervals, correlation coefficients.
+
+The IQM and its interval follow rliable (Agarwal et al., "Deep Reinforcement Learning at the Edge of
+the Statistical Precipice", NeurIPS 2021; github.com/google-research/rliable at 3ccd9f4,
+`rliable/metrics.py::aggregate_iqm` and `rliable/library.py::StratifiedBootstrap`):
+
+- IQM: the mean of the middle 50% of all runs pooled over tasks, `scipy.stats.trim_mean(x, 0.25)`
+  (a quarter of the runs, rounded down, is cut from each end).
+- Stratified bootstrap: a resample draws, for every task independently, as many runs as that task has,
+  with replacement from that task's runs (the task set stays fixed); the statistic is recomputed on
+  every resample; the 95% interval is the 2.5th and 97.5th percentile of those values (percentile method).
+
+rliable itself is not used: it needs a rectangular runs x tasks matrix (our tasks may have different
+seed counts), draws from numpy's global random state (its `random_state` argument does not reach
+`update_indices`), and pulls in arch, statsmodels and seaborn. This implementation is seeded with its own
+generator, so a table regenerates byte for byte; it is vectorised over resamples.
+
+All means use `math.fsum`, so they do not depend on the order in which values are added.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BOOTSTRAP_REPS = (
+    10_000  # resamples per interval (rliable's default is 50,000; 10,000 keeps a table build under seconds)
+)
+BOOTSTRAP_SEED = 0  # every interval starts from this seed, so it does not depend on which rows come before it
+CONFIDENCE = 0.95
+
+
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean, exactly rounded and independent of the order of `values`."""
+    if not values:
+        raise ValueError("mean of no values")
+    return math.fsum(values) / len(values)
+
+
+def standard_error(values: Sequence[float]) -> float | None:
+    """Standard error of the mean over seeds, std(ddof=1) / sqrt(n); None with a single value (undefined)."""
+    n = len(values)
+    if n < 2:
+        return None
+    m = mean(values)
+    variance = math.fsum((v - m) ** 2 for v in values) / (n - 1)
+    return math.sqrt(variance) / math.sqrt(n)
+
+
+def iqm(values: Sequence[float] | np.ndarray, axis: int | None = None) -> float | np.ndarray:
+    """Interquartile mean: `scipy.stats.trim_mean(values, 0.25)`, as rliable's `aggregate_iqm`."""
+    from scipy.stats import trim_mean
+
+    return trim_mean(np.asarray(values, dtype=np.float64), 0.25, axis=axis)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its stratified-bootstrap percentile interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def _resamples(groups: Sequence[Sequence[float]], reps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """For each group (task), a [reps, n_task] array of its values drawn with replacement."""
+    out = []
+    for values in groups:
+        arr = np.asarray(values, dtype=np.float64)
+        out.append(arr[rng.integers(0, len(arr), size=(reps, len(arr)))])
+    return out
+
+
+def stratified_bootstrap(
+    groups: Sequence[Sequence[float]],
+    statistic: Callable[[list[np.ndarray]], np.ndarray],
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile interval of `statistic` under resampling of runs within each group (task).
+
+    `statistic` receives one [R, n_task] array per task and returns [R] values; it is called once on
+    the data itself (R = 1) by the callers for the point estimate and once on all resamples.
+    """
+    if not groups or any(len(g) == 0 for g in groups):
+        raise ValueError("every task needs at least one run to bootstrap")
+    rng = np.random.default_rng(seed)
+    values = statistic(_resamples(groups, reps, rng))
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def _pooled_iqm(samples: list[np.ndarray]) -> np.ndarray:
+    return iqm(np.concatenate(samples, axis=1), axis=1)
+
+
+def _weighted_task_means(weights: Sequence[float]) -> Callable[[list[np.ndarray]], np.ndarray]:
+    w = np.asarray(weights, dtype=np.float64)
+
+    def statistic(samples: list[np.ndarray]) -> np.ndarray:
+        return np.stack([s.mean(axis=1) for s in samples], axis=1) @ w
+
+    return statistic
+
+
+def iqm_interval(groups: Sequence[Sequence[float]], reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED) -> Interval:
+    """IQM of all runs pooled over tasks, with its stratified-bootstrap 95% interval."""
+    pooled = [v for g in groups for v in g]
+    low, high = stratified_bootstrap(groups, _pooled_iqm, reps, seed)
+    return Interval(float(iqm(pooled)), low, high)
+
+
+def mean_of_means_interval(
+    groups: Sequence[Sequence[float]],
+    weights: Sequence[float] | None = None,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """Weighted sum over tasks of the per-task mean over seeds (equal weights: the mean of task means),
+    with its stratified-bootstrap 95% interval. A mean of suite means is this with weight
+    1 / (number of suites x tasks in the task's suite)."""
+    if weights is None:
+        weights = [1.0 / len(groups)] * len(groups)
+    if len(weights) != len(groups):
+        raise ValueError(f"{len(weights)} weights for {len(groups)} tasks")
+    estimate = math.fsum(w * mean(g) for w, g in zip(weights, groups, strict=True))
+    low, high = stratified_bootstrap(groups, _weighted_task_means(weights), reps, seed)
+    return Interval(estimate, low, high)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    n: int
+    pearson: float | None
+    spearman: float | None
+
+
+def correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
+    """Pearson r and Spearman rho (scipy.stats); None where undefined (fewer than 3 points or a constant)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    n = len(x)
+    if n != len(y):
+        raise ValueError(f"x has {n} values, y has {len(y)}")
+    if n < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return Correlation(n, None, None)
+    return Correlation(n, float(pearsonr(x, y).statistic), float(spearmanr(x, y).statistic))

@@ -1,0 +1,338 @@
+"""`nox -s bench -- encoder=theia-tiny weights=random task=metaworld-assembly`: where evaluation time goes.
+
+Measured in one run, on the same frames and machine, so the ratios mean something:
+- encoder-only throughput (batched forward over rendered frames);
+- environment-only throughput (step + render, the same worker pool the harness uses);
+- the harness's lockstep evaluation throughput (pool + one batched forward per step + policy);
+- a reference-style loop as eai-vc runs it: one environment, a PIL round-trip and a batch-1 forward
+  per step (`FrozenEmbeddingWrapper.observation`), and per-seed demo re-encoding with per-frame PIL
+  transforms in chunks of 20 (`train_loop.compute_embeddings`);
+- one BC training epoch at the protocol's dataset size;
+- one smoke cell end to end with a cold and a warm embedding cache.
+
+The full-protocol time of one task with 3 seeds (demo encoding, training, all evaluations) is then
+projected for both by counting frames, with the formula printed. The reference also runs a second,
+logging-only rollout set of the same size at every evaluation (eai-vc `train_loop.py`), counted here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+KEYS = {
+    "encoder": "theia-tiny",
+    "weights": "random",
+    "task": "metaworld-assembly",
+    "quality": "faithful",
+    "policy": "bc-mlp",
+    "episodes": None,  # lockstep batch; default: the task's CortexBench episode count
+    "steps": 4,  # evaluation steps measured per episode
+    "reference_steps": 40,  # steps of the reference-style loop
+    "demo_frames": 64,  # frames used to time demo encoding
+    "workers": "auto",
+    "smoke_cell": "true",  # also time one smoke cell with a cold and a warm cache
+    "out": "results/bench",
+}
+
+
+def parse(argv: list[str]) -> dict:
+    from encoders.lookup import unknown_name
+
+    args = dict(KEYS)
+    for token in argv:
+        key, sep, value = token.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected key=value, got {token!r} (keys: {', '.join(KEYS)})")
+        if key not in KEYS:
+            raise SystemExit(f"error: {unknown_name('bench option', key, KEYS, 'nox -s bench -- --help')}")
+        args[key] = value
+    for key in ("steps", "reference_steps", "demo_frames"):
+        args[key] = int(args[key])
+    return args
+
+
+def _rate(frames: int, seconds: float) -> float:
+    return frames / seconds if seconds > 0 else float("inf")
+
+
+def _timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def reference_transform(spec):
+    """The per-frame PIL path of eai-vc (`load_pretrained_model`: Image.fromarray -> transforms -> unsqueeze)."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    p = spec.preprocess
+    interpolation = T.InterpolationMode.BICUBIC if p.interpolation == "bicubic" else T.InterpolationMode.BILINEAR
+    resize = (
+        [T.Resize(p.resize, interpolation), T.CenterCrop(p.size)]
+        if p.resize
+        else [T.Resize((p.size, p.size), interpolation)]
+    )
+    tf = T.Compose([*resize, T.ToTensor(), T.Normalize(p.mean, p.std)])
+    return lambda frame: tf(Image.fromarray(frame)).unsqueeze(0)
+
+
+def run(args: dict) -> dict:
+    import encoders
+    import tasks
+    from experiments.envpool import SerialEnvPool, make_pool, task_env_factory
+    from experiments.rollout import rollout
+    from policies import build_head, input_kind
+
+    encoder = encoders.load(args["encoder"], weights=args["weights"])
+    spec = tasks.get(args["task"])
+    n = int(args["episodes"] or spec.eval_episodes)
+    steps, kind = args["steps"], input_kind(args["policy"])
+    factory = task_env_factory(spec.name, quality=args["quality"], horizon=spec.horizon)
+    torch.manual_seed(0)
+    head = build_head(
+        args["policy"],
+        history=spec.history,
+        encoder_spec=encoder.spec,
+        proprio_dim=spec.proprio_dim,
+        action_dim=spec.action_dim,
+    ).eval()
+    rng = np.random.default_rng(0)
+    out: dict = {
+        "config": args | {"episodes": n},
+        "device": str(encoder.device),
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+    }
+
+    def embed(obs):
+        o = encoder.encode(obs["pixels"])
+        return o.vector if kind == "vector" else o.tokens
+
+    print(
+        f"[bench] {encoder.spec.name} on {spec.name}: {n} envs in lockstep, {steps} steps, quality={args['quality']}",
+        flush=True,
+    )
+    pool = make_pool(factory, n, args["workers"])
+    try:
+        # environment only: the rollout's env work (a reset, then `steps` steps, all rendered) with the same pool
+        def env_only():
+            pool.reset(range(n))
+            for _ in range(steps):
+                pool.step(rng.uniform(-1, 1, (n, spec.action_dim)).astype(np.float32), np.ones(n, bool))
+
+        t_env, _ = _timed(env_only)
+        frames = pool.reset(range(n))["pixels"]
+        # encoder only: batched forwards over the same rendered frames
+        encoder.encode(frames[:2])  # warm-up
+        t_enc, _ = _timed(lambda: [encoder.encode(frames) for _ in range(steps)])
+        # the harness: lockstep rollout (reset + steps), one batched forward per step
+        t_harness, _ = _timed(lambda: rollout(pool, list(range(n)), steps, embed, head, spec.history, spec.fusion))
+    finally:
+        pool.close()
+    out["env_fps"] = _rate(n * steps, t_env)
+    out["encoder_fps"] = _rate(n * steps, t_enc)
+    out["harness_fps"] = _rate(n * steps, t_harness)
+    out["pipeline_bound_fps"] = 1.0 / (1.0 / out["env_fps"] + 1.0 / out["encoder_fps"])
+    print(
+        f"[bench] env {out['env_fps']:.1f} f/s, encoder {out['encoder_fps']:.1f} f/s, harness {out['harness_fps']:.1f} f/s",
+        flush=True,
+    )
+
+    # reference-style loop: one env, PIL + batch-1 forward per step
+    transform = reference_transform(encoder.spec)
+    single = SerialEnvPool(factory, 1)
+    try:
+        obs = single.reset([0])
+
+        def reference_loop():
+            nonlocal obs
+            for _ in range(args["reference_steps"]):
+                with torch.inference_mode():
+                    x = transform(obs["pixels"][0]).to(encoder.device)
+                    o = encoder.module(x)
+                    feat = o["tokens"] if kind == "spatial" else encoder._vector(o)
+                    history = feat.unsqueeze(1).repeat_interleave(spec.history, 1)
+                    action = head(history, torch.as_tensor(obs["proprio"], dtype=torch.float32)).numpy()
+                obs = single.step(action, np.ones(1, bool))[0]
+
+        t_ref, _ = _timed(reference_loop)
+    finally:
+        single.close()
+    out["reference_fps"] = _rate(args["reference_steps"], t_ref)
+
+    # demo encoding: batched (harness) vs per-frame PIL transform + chunks of 20 (reference)
+    demo = np.concatenate([frames] * (args["demo_frames"] // len(frames) + 1))[: args["demo_frames"]]
+    t_demo_h, _ = _timed(lambda: encoder.encode(demo))
+
+    def reference_demo_encoding():
+        x = torch.cat([transform(f) for f in demo])
+        with torch.inference_mode():
+            for i in range(0, len(x), 20):
+                encoder.module(x[i : i + 20].to(encoder.device))
+
+    t_demo_r, _ = _timed(reference_demo_encoding)
+    out["demo_encode_fps_harness"] = _rate(len(demo), t_demo_h)
+    out["demo_encode_fps_reference"] = _rate(len(demo), t_demo_r)
+
+    # one BC epoch at the protocol's dataset size, timed on a fraction and scaled
+    out["train_epoch_s"] = _train_epoch_seconds(head, encoder.spec, spec, kind)
+    out["smoke_cell"] = _smoke_cell_times(args) if args["smoke_cell"] == "true" else None
+    out["projection"] = project(out, spec)
+    return out
+
+
+def _train_epoch_seconds(head, encoder_spec, spec, kind: str, batches: int = 8) -> float:
+    from experiments.cell import bc_epoch
+    from experiments.features import DemoFeatures
+    from policies.fusion import history_indices
+
+    n_frames = spec.n_demos * spec.horizon
+    size = 256 * batches
+    shape = (encoder_spec.embed_dim,) if kind == "vector" else (encoder_spec.n_tokens, encoder_spec.token_dim)
+    feats = DemoFeatures(
+        embeddings=np.random.default_rng(0).standard_normal((size, *shape)).astype(np.float32),
+        proprio=np.zeros((size, spec.proprio_dim), np.float32),
+        actions=np.zeros((size, spec.action_dim), np.float32),
+        history_index=history_indices([size], spec.history),
+        norms=np.zeros((1, 1)),
+        cache={},
+    )
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
+    seconds, _ = _timed(
+        lambda: bc_epoch(head, optimizer, feats, 256, spec.fusion, torch.Generator().manual_seed(0), "cpu")
+    )
+    head.eval()
+    return seconds * n_frames / size
+
+
+def _smoke_cell_times(args: dict) -> dict:
+    """One smoke cell end to end, with a cold then a warm embedding cache (a private cache folder)."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = os.environ | {"CORTEXBENCH_CACHE": str(Path(tmp) / "cache")}
+        base = [
+            sys.executable,
+            "-m",
+            "experiments.eval",
+            f"encoder={args['encoder']}",
+            f"weights={args['weights']}",
+            f"task={args['task']}",
+            "protocol=smoke",
+            f"results_dir={tmp}/results",
+            "overwrite=true",
+            "progress=false",
+        ]
+        times = {}
+        for name in ("cold", "warm"):
+            seconds, result = _timed(lambda: subprocess.run(base, env=env, capture_output=True, text=True))
+            if result.returncode != 0:
+                raise RuntimeError(f"smoke cell failed:\n{result.stderr[-2000:]}")
+            record = json.loads(next(Path(tmp, "results", "runs").rglob("seed=*.json")).read_text())
+            times[name] = {
+                "wall_s": round(seconds, 2),
+                "cache_hit": record["cache"]["hit"],
+                "embed_s": record["timing"]["embed"],
+            }
+        return times
+
+
+def project(m: dict, spec) -> dict:
+    """Time of one full CortexBench task (3 seeds) for the harness and the reference-style loop."""
+    seeds, evaluations = len(spec.seeds), 20  # epochs 5, 10, ..., 95, 99
+    f_demo = spec.n_demos * spec.horizon
+    f_eval = evaluations * spec.eval_episodes * spec.horizon  # per seed
+    train = seeds * 100 * m["train_epoch_s"]
+    harness = f_demo / m["demo_encode_fps_harness"] + train + seeds * f_eval / m["harness_fps"]
+    reference = seeds * f_demo / m["demo_encode_fps_reference"] + train + seeds * 2 * f_eval / m["reference_fps"]
+    formula = (
+        f"harness   = F_demo/demo_fps_h + S*E*t_epoch + S*F_eval/harness_fps"
+        f" = {f_demo}/{m['demo_encode_fps_harness']:.1f} + {seeds}*100*{m['train_epoch_s']:.2f}"
+        f" + {seeds}*{f_eval}/{m['harness_fps']:.2f} = {harness:.0f} s\n"
+        f"reference = S*F_demo/demo_fps_r + S*E*t_epoch + S*2*F_eval/reference_fps"
+        f" = {seeds}*{f_demo}/{m['demo_encode_fps_reference']:.1f} + {seeds}*100*{m['train_epoch_s']:.2f}"
+        f" + {seeds}*2*{f_eval}/{m['reference_fps']:.2f} = {reference:.0f} s\n"
+        f"(F_demo = {spec.n_demos} demos x {spec.horizon} steps; F_eval = 20 evaluations x {spec.eval_episodes} episodes"
+        f" x {spec.horizon} steps; S = {seeds} seeds; E = 100 epochs; the reference's extra logging-only rollout set doubles its evaluation frames)"
+    )
+    return {"harness_s": harness, "reference_s": reference, "speedup": reference / harness, "formula": formula}
+
+
+def _smoke_rows(smoke: dict | None) -> list[tuple[str, str, str]]:
+    if smoke is None:
+        return []
+    cold, warm = smoke["cold"], smoke["warm"]
+    return [
+        ("smoke cell, cold cache", f"{cold['wall_s']:.1f} s", f"embed {cold['embed_s']:.2f} s"),
+        (
+            "smoke cell, warm cache",
+            f"{warm['wall_s']:.1f} s",
+            f"embed {warm['embed_s']:.2f} s, cache hit {warm['cache_hit']}",
+        ),
+    ]
+
+
+def markdown(r: dict) -> str:
+    c, p = r["config"], r["projection"]
+    rows = [
+        ("encoder only (batched forward)", f"{r['encoder_fps']:.1f} frames/s", ""),
+        ("environment only (step + render, worker pool)", f"{r['env_fps']:.1f} frames/s", ""),
+        ("pipeline bound 1/(1/encoder + 1/env)", f"{r['pipeline_bound_fps']:.1f} frames/s", ""),
+        (
+            "harness lockstep evaluation",
+            f"{r['harness_fps']:.1f} frames/s",
+            f"{r['harness_fps'] / r['pipeline_bound_fps']:.2f}x pipeline bound",
+        ),
+        (
+            "reference-style loop (PIL + batch-1 per step)",
+            f"{r['reference_fps']:.1f} frames/s",
+            f"harness {r['harness_fps'] / r['reference_fps']:.2f}x faster per frame",
+        ),
+        ("demo encoding, harness (batched)", f"{r['demo_encode_fps_harness']:.1f} frames/s", ""),
+        ("demo encoding, reference (PIL, chunks of 20)", f"{r['demo_encode_fps_reference']:.1f} frames/s", ""),
+        ("BC epoch at protocol size", f"{r['train_epoch_s']:.2f} s", ""),
+        *_smoke_rows(r["smoke_cell"]),
+        ("full protocol, 1 task x 3 seeds: harness", f"{p['harness_s'] / 3600:.1f} h", ""),
+        (
+            "full protocol, 1 task x 3 seeds: reference-style",
+            f"{p['reference_s'] / 3600:.1f} h",
+            f"harness {p['speedup']:.1f}x faster",
+        ),
+    ]
+    head = (
+        f"# Benchmark: {c['encoder']} ({c['weights']} weights) on {c['task']}\n\n"
+        f"{c['episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['quality']}, "
+        f"policy {c['policy']}; device {r['device']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads.\n\n"
+    )
+    table = "| measurement | value | ratio |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)
+    return head + table + "\n\nProjection:\n\n```\n" + p["formula"] + "\n```\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__ + "\nOptions (key=value): " + ", ".join(f"{k}={v}" for k, v in KEYS.items()))
+        return
+    args = parse(argv)
+    result = run(args)
+    text = markdown(result)
+    print(text)
+    out = Path(args["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args['encoder']}_{args['task']}"
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    print(f"[bench] wrote {out / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Hydra configs: the primary `config.yaml` and the `protocol` group (importable so Hydra can find them)."""

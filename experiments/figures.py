@@ -1,0 +1,183 @@
+"""Leaderboard figures (matplotlib, SVG): per-suite bars with intervals, score vs feature-norm entropy,
+score vs encoder GMACs; one set per protocol, from the headline selection.
+
+Which figures exist and what they show is decided by `plan` (pure, used by the markdown too);
+`render` draws them. Output is byte-identical across reruns: matplotlib's default style (no user rc),
+a fixed `svg.hashsalt`, and no date or creator in the file metadata.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments import aggregate
+from experiments.board import Board, Cell, Table, entropy_points, gmacs_points, row_score
+
+FIGURE_SUFFIX = ".svg"
+SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+OURS_COLOR, PUBLISHED_COLOR, PUBLISHED_DOT = "#1f77b4", "#bbbbbb", "#555555"
+PANELS_PER_LINE = 4
+
+
+@dataclass(frozen=True)
+class Figure:
+    protocol: str
+    kind: str  # suites | entropy | gmacs
+    name: str  # file name under results/figures/
+    caption: str
+    notes: tuple[str, ...] = field(default=())
+
+
+def _label(row) -> str:
+    return f"{row.model} ({row.source})"
+
+
+def plan(board: Board) -> list[Figure]:
+    """The figures a board gets: a kind is drawn only when it has something to show."""
+    figures = []
+    for protocol in board.protocols:
+        table = protocol.tables[0]
+        name = protocol.protocol
+        if any(row.cells.get(f"suite:{s}", Cell()).value is not None for row in table.rows for s in table.suites):
+            figures.append(
+                Figure(
+                    name,
+                    "suites",
+                    f"{name}-suites{FIGURE_SUFFIX}",
+                    f"Protocol {name}, `{table.selection}` evaluation: suite means; ours with 95% "
+                    "stratified-bootstrap intervals, published in grey",
+                )
+            )
+        points = entropy_points(table)
+        if points:
+            corr = aggregate.correlation([p[1] for p in points], [p[2] for p in points])
+            figures.append(
+                Figure(
+                    name,
+                    "entropy",
+                    f"{name}-entropy{FIGURE_SUFFIX}",
+                    f"Protocol {name}, `{table.selection}` evaluation: score vs feature-norm entropy "
+                    f"({_coefficients(corr)})",
+                )
+            )
+        points = gmacs_points(table)
+        if points:
+            unplotted = [
+                _label(row) for row in table.rows if row.gmacs is None and row_score(row, table.tasks) is not None
+            ]
+            notes = (
+                (f"not plotted (no GMACs: no encoder, not registered here, or not known): {', '.join(unplotted)}",)
+                if unplotted
+                else ()
+            )
+            figures.append(
+                Figure(
+                    name,
+                    "gmacs",
+                    f"{name}-gmacs{FIGURE_SUFFIX}",
+                    f"Protocol {name}, `{table.selection}` evaluation: score vs encoder GMACs "
+                    "(registry value at the encoder's input size)",
+                    notes,
+                )
+            )
+    return figures
+
+
+def _coefficients(corr: aggregate.Correlation) -> str:
+    if corr.pearson is None:
+        return f"n = {corr.n}: correlation not defined"
+    return f"n = {corr.n}, Pearson r = {corr.pearson:.3f}, Spearman ρ = {corr.spearman:.3f}"
+
+
+def _suites(axes, table: Table, suites: list[str], suite_names: dict[str, str]) -> None:
+    """One panel per suite, every row on the same y position in every panel (labels on the left panels)."""
+    rows = [r for r in table.rows if any(r.cells.get(f"suite:{s}", Cell()).value is not None for s in suites)]
+    positions = list(range(len(rows)))[::-1]
+    for i, ax in enumerate(axes.flat):
+        if i >= len(suites):
+            ax.axis("off")
+            continue
+        key = f"suite:{suites[i]}"
+        for pos, row in zip(positions, rows, strict=True):
+            cell = row.cells.get(key, Cell())
+            if cell.value is None:
+                continue
+            ours = row.source == "ours"
+            ax.barh(pos, cell.value, color=OURS_COLOR if ours else PUBLISHED_COLOR, height=0.7)
+            if cell.low is not None:
+                error = [[cell.value - cell.low], [cell.high - cell.value]]
+                ax.errorbar(cell.value, pos, xerr=error, color="black", capsize=2, linewidth=0.8)
+        ax.set_yticks(positions, [_label(r) for r in rows], fontsize=7)
+        ax.tick_params(axis="y", labelleft=i % axes.shape[1] == 0)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_xlim(0, 100)
+        ax.set_title(suite_names.get(suites[i], suites[i]), fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", linewidth=0.3)
+
+
+def _scatter(ax, points, xlabel: str, log: bool = False) -> None:
+    for row, x, y, basis in points:
+        filled = basis == "MuJoCo-12"
+        color = OURS_COLOR if row.source == "ours" else PUBLISHED_DOT
+        ax.scatter([x], [y], color=color if filled else "none", edgecolors=color, s=28, zorder=3)
+        suffix = "" if filled else f" [{basis}]"
+        ax.annotate(f"{row.model}{suffix}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6)
+    if points:
+        ys = [p[2] for p in points]
+        ax.set_ylim(max(0.0, min(ys) - 5.0), min(100.0, max(ys) + 5.0) if max(ys) > min(ys) else min(ys) + 10.0)
+    ax.scatter([], [], color=OURS_COLOR, label="ours", s=20)
+    ax.scatter([], [], color=PUBLISHED_DOT, label="published", s=20)
+    ax.legend(fontsize=7, loc="lower right")
+    if log:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.set_xscale("log")  # plain tick labels: mathtext ones (10^0) cost seconds of text layout on a slow CPU
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("score (filled: MuJoCo-12 mean; hollow: mean of the tasks it has)", fontsize=7)
+    ax.tick_params(labelsize=7)
+    ax.grid(linewidth=0.3)
+
+
+def render(figures: list[Figure], board: Board, suite_names: dict[str, str], out_dir: Path) -> list[Path]:
+    """Draw the planned figures into `out_dir`; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = {p.protocol: p.tables[0] for p in board.protocols}
+    written = []
+    with plt.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "cortexbench-leaderboard"}):
+        for figure in figures:
+            table = tables[figure.protocol]
+            if figure.kind == "suites":
+                suites = [
+                    s
+                    for s in table.suites
+                    if any(r.cells.get(f"suite:{s}", Cell()).value is not None for r in table.rows)
+                ]
+                ncols = min(PANELS_PER_LINE, len(suites))
+                nrows = -(-len(suites) // ncols)
+                height = nrows * max(2.0, 0.17 * len(table.rows) + 0.9) + 0.4
+                fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 1.8, height), squeeze=False, sharey=True)
+                _suites(axes, table, suites, suite_names)
+            else:
+                fig, ax = plt.subplots(figsize=(6.4, 4.4))
+                if figure.kind == "entropy":
+                    points = entropy_points(table)
+                    _scatter(ax, points, "feature-norm entropy (nats, definition 1)")
+                else:
+                    _scatter(ax, gmacs_points(table), "encoder GMACs (log scale)", log=True)
+            fig.suptitle(textwrap.fill(figure.caption, 110), fontsize=8)
+            fig.tight_layout()
+            path = out_dir / figure.name
+            fig.savefig(path, format="svg", metadata=SVG_METADATA)
+            plt.close(fig)
+            written.append(path)
+    return written

@@ -1,0 +1,269 @@
+"""One RL cell (`policy=ppo|sac`), read top to bottom: seeding, environments, frozen-feature VecEnv,
+stable-baselines3 model, learning with periodic evaluation, scores, record.
+
+The record has the IL record's schema and fields (`experiments/cell.py`), with environment steps in
+place of epochs: `scores.per_eval` is [[env_steps, value], ...] and `best_epoch` / `final_epoch` hold
+the environment step of that evaluation (`scores.unit` says so). Evaluations reuse the IL loop's
+lockstep rollout (`experiments.rollout`): the protocol's episode count, episode i seeded seed + i,
+deterministic actions, one batched encoder forward per step, the same per-episode results.
+
+CortexBench trains RL heads only on Habitat (ImageNav, MobilePick: DD-PPO / VER in habitat-baselines,
+`experiments/habitat_cell.py`). For the gymnasium suites (MetaWorld, DMC, Adroit, TriFinger) no
+RL protocol is published; the `rl:` block of the protocol files holds the harness's values.
+
+Feature-norm entropy: an RL cell has no demonstrations, so definition 1's statistic is computed on
+the frames of the first evaluation (the `eval_episodes` episodes seeded seed + i): the same seeded 1%
+sample (at least 64 frames) of those frames, every spatial token's L2 norm, 100 bins. The record's
+`feature_norm_entropy.frames` says so; such values are comparable across encoders for one task and
+protocol, not with the demo-frame values of IL cells.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import datetime, timezone
+from itertools import count
+
+import numpy as np
+import torch
+
+import tasks
+from encoders.stats import entropy_record, sample_frames, token_norms
+from experiments.cell import _timed, cell_path, seed_everything
+from experiments.envpool import make_pool, task_env_factory
+from experiments.protocol import CellSettings
+from experiments.provenance import provenance
+from experiments.records import SCHEMA_VERSION, is_done, read_record, write_record
+from experiments.rollout import rollout
+from tasks.habitat import HabitatTaskSpec
+from tasks.metrics import episode_value
+from tasks.rendering import backend_info
+
+TRAIN_SEED_OFFSET = 1_000_000  # training episode k of a cell is seeded seed + 1_000_000 + k (far from eval seeds)
+
+
+def training_seeds(seed: int):
+    """The seed of every training episode, in the order the training environments start them."""
+    return (seed + TRAIN_SEED_OFFSET + k for k in count())
+
+
+def action_space_of(task, horizon: int):
+    """The task's action space, read from one env built without rendering (the pool's envs may be in workers)."""
+    env = task.make_env(render=False, horizon=horizon)
+    try:
+        return env.action_space
+    finally:
+        env.close()
+
+
+def _loss_recorder():
+    """An SB3 logger output that keeps the `train/*` values of every dump (losses, entropy, ...)."""
+    from stable_baselines3.common.logger import KVWriter
+
+    class LossRecorder(KVWriter):
+        def __init__(self):
+            self.rows: list[dict[str, float]] = []
+
+        def write(self, key_values: dict, key_excluded: dict, step: int = 0) -> None:
+            row = {k: float(v) for k, v in key_values.items() if k.startswith("train/") and np.isscalar(v)}
+            if row:
+                self.rows.append({"env_steps": int(step), **row})
+
+    return LossRecorder()
+
+
+def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
+    """Train and evaluate one RL cell and write its record; returns the record (skips finished cells)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
+
+    from policies.rl import DeterministicActor, FrozenFeatureVecEnv, build_model
+
+    path = cell_path(s, encoder.weights.kind, encoder.weights.sha256)
+    if not s.overwrite and is_done(path):
+        return read_record(path) | {"_skipped": True, "_path": str(path)}
+
+    task = tasks.get(s.task)
+    device = torch.device(
+        "cuda" if s.device == "auto" and torch.cuda.is_available() else ("cpu" if s.device == "auto" else s.device)
+    )
+    timing: dict[str, float] = {}
+    record: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": None,
+        "protocol": {"name": s.protocol, "headline": s.headline},
+        "encoder": encoder.describe() | {"output_used": "vector"},
+        "task": {
+            "name": task.name,
+            "suite": task.suite,
+            "version": task.version,
+            "env_id": task.env_id,
+            "upstream_env_id": task.upstream_env_id,
+            "camera": task.camera,
+            "metric": task.metric,
+            "horizon": task.horizon,
+            "action_repeat": task.action_repeat,
+        },
+        "policy": {"name": s.policy},
+        "seed": s.seed,
+        "scores": None,
+        "episodes": None,
+        "feature_norm_entropy": None,
+        "demos": None,  # RL learns from its own interaction
+        "timing": timing,
+        "settings": s.as_dict(),
+        "provenance": provenance(str(device))
+        | {"render": backend_info() | {"quality": s.render_quality}, "config": config},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    train_pool = eval_pool = None
+    cell_start = time.perf_counter()
+    try:
+        if s.rl is None:
+            raise ValueError(f"policy={s.policy} is not an RL policy (ppo, sac)")
+        if isinstance(task, HabitatTaskSpec):
+            raise ValueError(f"{task.name} trains its RL head in habitat-baselines: use `nox -s eval-habitat`")
+        rl = s.rl
+
+        # 1. Seeding (python, numpy, torch); SB3 seeds its own generators and the action space from `seed`.
+        seed_everything(s.seed)
+
+        # 2. Environments: training envs (autoreset, training seeds) and evaluation envs (seed + i), each
+        #    stepped together in this process or in worker processes.
+        with _timed(timing, "make_envs"):
+            factory = task_env_factory(
+                task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon
+            )
+            action_space = action_space_of(task, s.horizon)
+            train_pool = make_pool(factory, rl.n_envs, s.workers)
+            eval_pool = make_pool(factory, s.eval_episodes, s.workers)
+        eval_seeds = [s.seed + i for i in range(s.eval_episodes)]
+
+        # 3. The frozen-feature VecEnv: one batched encoder forward per step over all training envs.
+        venv = FrozenFeatureVecEnv(
+            train_pool,
+            lambda frames: encoder.encode(frames).vector,
+            embed_dim=encoder.spec.embed_dim,
+            history=s.history,
+            fusion=s.fusion,
+            proprio_dim=task.proprio_dim,
+            horizon=s.horizon,
+            action_space=action_space,
+            episode_seeds=training_seeds(s.seed),
+        )
+
+        # 4. The SB3 model (MLP actor-critic on the features), seeded; a logger that keeps the losses.
+        torch.manual_seed(s.seed)
+        model = build_model(s.policy, venv, rl.kwargs(), seed=s.seed, device=str(device))
+        losses = _loss_recorder()
+        model.set_logger(Logger(folder=None, output_formats=[losses]))
+        record["policy"] |= {
+            "hyperparameters": {
+                "algorithm": s.policy.upper(),
+                "library": "stable-baselines3",
+                **rl.kwargs(),
+                "total_steps": rl.total_steps,
+                "eval_every": rl.eval_every,
+                "n_envs": rl.n_envs,
+                "history": s.history,
+                "fusion": s.fusion,
+                "input": "fused history of the vector output + proprio",
+                "deterministic_eval": True,
+                "training_seeds": f"seed + {TRAIN_SEED_OFFSET} + k",
+            },
+            "n_parameters": sum(p.numel() for p in model.policy.parameters()),
+        }
+
+        # 5. Evaluation: lockstep rollout with deterministic actions; the first one also yields the
+        #    token norms of the feature-norm-entropy sample.
+        actor = DeterministicActor(model)
+        evaluations: list[tuple[int, float, list]] = []
+        norms: list[np.ndarray] = []
+
+        def embed(observations: dict[str, np.ndarray]) -> torch.Tensor:
+            out = encoder.encode(observations["pixels"])
+            if not evaluations:
+                norms.append(token_norms(out.tokens.numpy()).astype(np.float32))
+            return out.vector
+
+        def evaluate(steps: int) -> None:
+            with _timed(timing, "eval"):
+                episodes = rollout(
+                    eval_pool, eval_seeds, s.horizon, embed, actor, s.history, s.fusion, device,
+                    progress=s.progress, desc=f"eval step {steps}",
+                )  # fmt: skip
+            evaluations.append((steps, task.score(episodes), episodes))
+
+        class PeriodicEvaluation(BaseCallback):
+            def __init__(self):
+                super().__init__()
+                self.next_eval = rl.eval_every
+
+            def _on_step(self) -> bool:
+                if self.num_timesteps >= self.next_eval:
+                    evaluate(self.num_timesteps)
+                    self.next_eval += rl.eval_every
+                return True
+
+        # 6. Learning with evaluations every `eval_every` environment steps, and one at the end.
+        learn_start = time.perf_counter()
+        model.learn(total_timesteps=rl.total_steps, callback=PeriodicEvaluation(), log_interval=1)
+        model.logger.dump(model.num_timesteps)  # PPO records the last update's losses after its last dump
+        if not evaluations or evaluations[-1][0] != model.num_timesteps:
+            evaluate(model.num_timesteps)
+        timing["train"] = round(time.perf_counter() - learn_start - timing.get("eval", 0.0), 3)
+
+        sample = sample_frames(sum(len(n) for n in norms))
+        record["feature_norm_entropy"] = entropy_record(np.concatenate(norms)[sample], s.entropy_bins) | {
+            "frames": "first evaluation's frames (episodes seed + i), seeded 1% sample (>= 64)",
+        }
+
+        # 7. Scores: the final evaluation and the best over evaluations, as for IL cells.
+        best_steps, best_value, best_episodes = max(evaluations, key=lambda e: e[1])
+        final_steps, final_value, final_episodes = evaluations[-1]
+
+        def per_episode(episodes) -> list[dict]:
+            return [
+                {
+                    "seed": ep.seed,
+                    "value": episode_value(task.metric, ep),
+                    "return": ep.total_return,
+                    "length": ep.length,
+                }
+                for ep in episodes
+            ]
+
+        main_loss = "train/loss" if s.policy == "ppo" else "train/critic_loss"
+        record["scores"] = {
+            "metric": task.metric,
+            "headline": s.headline,
+            "unit": "env_steps",
+            "final": final_value,
+            "best": best_value,
+            "best_epoch": best_steps,
+            "final_epoch": final_steps,
+            "per_eval": [[e, v] for e, v, _ in evaluations],
+            "train_loss": [row[main_loss] for row in losses.rows if main_loss in row],
+        }
+        record["episodes"] = {"best": per_episode(best_episodes), "final": per_episode(final_episodes)}
+        record["training"] = {
+            "env_steps": int(model.num_timesteps),
+            "frames_encoded": venv.frames_encoded,
+            "episodes": [{"return": float(e["r"]), "length": int(e["l"])} for e in model.ep_info_buffer],
+            "episodes_note": f"the last {model.ep_info_buffer.maxlen} finished training episodes (SB3 ep_info_buffer)",
+            "seeds": venv.seeds_used,
+            "log": losses.rows,
+        }
+        record["status"] = "ok"
+    except Exception as err:
+        record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+    finally:
+        for pool in (train_pool, eval_pool):
+            if pool is not None:
+                pool.close()
+        timing["total"] = round(time.perf_counter() - cell_start, 3)
+    write_record(path, record)
+    record["_path"] = str(path)
+    return record
