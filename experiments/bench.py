@@ -10,6 +10,8 @@ Measured in one run, on the same frames and machine, so the ratios mean somethin
 - one BC training epoch at the protocol's dataset size;
 - one smoke cell end to end with a cold and a warm embedding cache.
 
+Rates are steady-state: an episode's reset is timed apart from its steps (a shortened run would
+otherwise charge a whole reset to a few steps) and projected once per episode, for both loops.
 The full-protocol time of one task with 3 seeds (demo encoding, training, all evaluations) is then
 projected for both by counting frames, with the formula printed. The reference also runs a second,
 logging-only rollout set of the same size at every evaluation (eai-vc `train_loop.py`), counted here.
@@ -34,7 +36,7 @@ KEYS = {
     "quality": "faithful",
     "policy": "bc-mlp",
     "episodes": None,  # lockstep batch; default: the task's CortexBench episode count
-    "steps": 4,  # evaluation steps measured per episode
+    "steps": 6,  # evaluation steps measured per episode (>= 2)
     "reference_steps": 40,  # steps of the reference-style loop
     "demo_frames": 64,  # frames used to time demo encoding
     "workers": "auto",
@@ -56,6 +58,10 @@ def parse(argv: list[str]) -> dict:
         args[key] = value
     for key in ("steps", "reference_steps", "demo_frames"):
         args[key] = int(args[key])
+    if args["steps"] < 2:
+        raise SystemExit(
+            "error: steps must be at least 2 (the harness rate is the difference of a steps- and a 1-step rollout)"
+        )
     return args
 
 
@@ -123,24 +129,33 @@ def run(args: dict) -> dict:
     )
     pool = make_pool(factory, n, args["workers"])
     try:
-        # environment only: the rollout's env work (a reset, then `steps` steps, all rendered) with the same pool
-        def env_only():
-            pool.reset(range(n))
-            for _ in range(steps):
+        # Steady-state rates: resets are timed apart from steps (an episode has one reset per `horizon`
+        # steps, so a shortened run must not charge them to its few steps) and projected per episode.
+        # environment only: a reset, then `steps` steps, all rendered, with the pool the harness uses
+        t_reset, _ = _timed(lambda: pool.reset(range(n)))
+        t_env, _ = _timed(
+            lambda: [
                 pool.step(rng.uniform(-1, 1, (n, spec.action_dim)).astype(np.float32), np.ones(n, bool))
-
-        t_env, _ = _timed(env_only)
+                for _ in range(steps)
+            ]
+        )
         frames = pool.reset(range(n))["pixels"]
         # encoder only: batched forwards over the same rendered frames
         encoder.encode(frames[:2])  # warm-up
         t_enc, _ = _timed(lambda: [encoder.encode(frames) for _ in range(steps)])
-        # the harness: lockstep rollout (reset + steps), one batched forward per step
-        t_harness, _ = _timed(lambda: rollout(pool, list(range(n)), steps, embed, head, spec.history, spec.fusion))
+
+        # the harness: lockstep rollouts (reset + steps, one batched forward per step); the difference of a
+        # `steps`-step and a 1-step rollout is `steps - 1` steady-state steps
+        def harness(horizon: int) -> float:
+            return _timed(lambda: rollout(pool, list(range(n)), horizon, embed, head, spec.history, spec.fusion))[0]
+
+        t_harness = harness(steps) - harness(1)
     finally:
         pool.close()
     out["env_fps"] = _rate(n * steps, t_env)
+    out["env_reset_s"] = t_reset / n  # per episode, resets spread over the pool
     out["encoder_fps"] = _rate(n * steps, t_enc)
-    out["harness_fps"] = _rate(n * steps, t_harness)
+    out["harness_fps"] = _rate(n * (steps - 1), t_harness)
     out["pipeline_bound_fps"] = 1.0 / (1.0 / out["env_fps"] + 1.0 / out["encoder_fps"])
     print(
         f"[bench] env {out['env_fps']:.1f} f/s, encoder {out['encoder_fps']:.1f} f/s, harness {out['harness_fps']:.1f} f/s",
@@ -151,7 +166,7 @@ def run(args: dict) -> dict:
     transform = reference_transform(encoder.spec)
     single = SerialEnvPool(factory, 1)
     try:
-        obs = single.reset([0])
+        t_ref_reset, obs = _timed(lambda: single.reset([0]))
 
         def reference_loop():
             nonlocal obs
@@ -168,6 +183,7 @@ def run(args: dict) -> dict:
     finally:
         single.close()
     out["reference_fps"] = _rate(args["reference_steps"], t_ref)
+    out["reference_reset_s"] = t_ref_reset
 
     # demo encoding: batched (harness) vs per-frame PIL transform + chunks of 20 (reference)
     demo = np.concatenate([frames] * (args["demo_frames"] // len(frames) + 1))[: args["demo_frames"]]
@@ -250,19 +266,33 @@ def project(m: dict, spec) -> dict:
     """Time of one full CortexBench task (3 seeds) for the harness and the reference-style loop."""
     seeds, evaluations = len(spec.seeds), 20  # epochs 5, 10, ..., 95, 99
     f_demo = spec.n_demos * spec.horizon
-    f_eval = evaluations * spec.eval_episodes * spec.horizon  # per seed
+    resets = evaluations * spec.eval_episodes  # episodes per seed
+    f_eval = resets * spec.horizon  # per seed
     train = seeds * 100 * m["train_epoch_s"]
-    harness = f_demo / m["demo_encode_fps_harness"] + train + seeds * f_eval / m["harness_fps"]
-    reference = seeds * f_demo / m["demo_encode_fps_reference"] + train + seeds * 2 * f_eval / m["reference_fps"]
+    harness = (
+        f_demo / m["demo_encode_fps_harness"]
+        + train
+        + seeds * f_eval / m["harness_fps"]
+        + seeds * resets * m["env_reset_s"]
+    )
+    reference = (
+        seeds * f_demo / m["demo_encode_fps_reference"]
+        + train
+        + seeds * 2 * f_eval / m["reference_fps"]
+        + seeds * 2 * resets * m["reference_reset_s"]
+    )
     formula = (
-        f"harness   = F_demo/demo_fps_h + S*E*t_epoch + S*F_eval/harness_fps"
+        f"harness   = F_demo/demo_fps_h + S*E*t_epoch + S*F_eval/harness_fps + S*R*reset_s_h"
         f" = {f_demo}/{m['demo_encode_fps_harness']:.1f} + {seeds}*100*{m['train_epoch_s']:.2f}"
-        f" + {seeds}*{f_eval}/{m['harness_fps']:.2f} = {harness:.0f} s\n"
-        f"reference = S*F_demo/demo_fps_r + S*E*t_epoch + S*2*F_eval/reference_fps"
+        f" + {seeds}*{f_eval}/{m['harness_fps']:.2f} + {seeds}*{resets}*{m['env_reset_s']:.3f} = {harness:.0f} s\n"
+        f"reference = S*F_demo/demo_fps_r + S*E*t_epoch + S*2*F_eval/reference_fps + S*2*R*reset_s_r"
         f" = {seeds}*{f_demo}/{m['demo_encode_fps_reference']:.1f} + {seeds}*100*{m['train_epoch_s']:.2f}"
-        f" + {seeds}*2*{f_eval}/{m['reference_fps']:.2f} = {reference:.0f} s\n"
-        f"(F_demo = {spec.n_demos} demos x {spec.horizon} steps; F_eval = 20 evaluations x {spec.eval_episodes} episodes"
-        f" x {spec.horizon} steps; S = {seeds} seeds; E = 100 epochs; the reference's extra logging-only rollout set doubles its evaluation frames)"
+        f" + {seeds}*2*{f_eval}/{m['reference_fps']:.2f} + {seeds}*2*{resets}*{m['reference_reset_s']:.3f}"
+        f" = {reference:.0f} s\n"
+        f"(F_demo = {spec.n_demos} demos x {spec.horizon} steps; R = 20 evaluations x {spec.eval_episodes} episodes;"
+        f" F_eval = R x {spec.horizon} steps; S = {seeds} seeds; E = 100 epochs; reset_s: seconds per episode reset"
+        f" (the pool's, spread over its workers, and one env's); the reference's extra logging-only rollout set"
+        f" doubles its evaluation frames and resets)"
     )
     return {"harness_s": harness, "reference_s": reference, "speedup": reference / harness, "formula": formula}
 
@@ -287,6 +317,7 @@ def markdown(r: dict) -> str:
         ("encoder only (batched forward)", f"{r['encoder_fps']:.1f} frames/s", ""),
         ("environment only (step + render, worker pool)", f"{r['env_fps']:.1f} frames/s", ""),
         ("pipeline bound 1/(1/encoder + 1/env)", f"{r['pipeline_bound_fps']:.1f} frames/s", ""),
+        ("episode reset, worker pool / one env", f"{r['env_reset_s']:.3f} s / {r['reference_reset_s']:.3f} s", ""),
         (
             "harness lockstep evaluation",
             f"{r['harness_fps']:.1f} frames/s",

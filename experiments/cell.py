@@ -8,11 +8,7 @@ lockstep with one batched encoder forward per step.
 
 from __future__ import annotations
 
-import random
 import time
-import traceback
-from contextlib import contextmanager
-from datetime import datetime, timezone
 
 import numpy as np
 import torch
@@ -20,35 +16,21 @@ import torch
 import tasks
 from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
+from experiments.cell_common import (
+    cell_path,
+    error_info,
+    new_record,
+    resolve_device,
+    seed_everything,
+    summarise,
+    timed,
+)
 from experiments.envpool import make_pool, task_env_factory
 from experiments.features import demo_features
 from experiments.protocol import CellSettings
-from experiments.provenance import provenance
-from experiments.records import SCHEMA_VERSION, encoder_label, is_done, read_record, record_path, write_record
+from experiments.records import is_done, read_record, write_record
 from experiments.rollout import rollout
 from policies import build_head, input_kind
-from tasks.metrics import episode_value
-from tasks.rendering import backend_info
-
-
-@contextmanager
-def _timed(timing: dict, stage: str):
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timing[stage] = round(timing.get(stage, 0.0) + time.perf_counter() - start, 3)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def cell_path(s: CellSettings, weights_kind: str, weights_sha256: str | None):
-    label = encoder_label(s.encoder, weights_kind, weights_sha256, s.policy, s.default_policy)
-    return record_path(s.results_dir, s.protocol, label, s.task, s.seed)
 
 
 def _minibatches(n: int, batch_size: int, generator: torch.Generator):
@@ -81,39 +63,10 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         return read_record(path) | {"_skipped": True, "_path": str(path)}
 
     task = tasks.get(s.task)
-    device = torch.device(
-        "cuda" if s.device == "auto" and torch.cuda.is_available() else ("cpu" if s.device == "auto" else s.device)
-    )
+    device = resolve_device(s.device)
     kind = input_kind(s.policy)
-    timing: dict[str, float] = {}
-    record: dict = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "protocol": {"name": s.protocol, "headline": s.headline},
-        "encoder": encoder.describe() | {"output_used": kind},
-        "task": {
-            "name": task.name,
-            "suite": task.suite,
-            "version": task.version,
-            "env_id": task.env_id,
-            "upstream_env_id": task.upstream_env_id,
-            "camera": task.camera,
-            "metric": task.metric,
-            "horizon": task.horizon,
-            "action_repeat": task.action_repeat,
-        },
-        "policy": {"name": s.policy},
-        "seed": s.seed,
-        "scores": None,
-        "episodes": None,
-        "feature_norm_entropy": None,
-        "timing": timing,
-        "settings": s.as_dict(),
-        "provenance": provenance(str(device))
-        | {"render": backend_info() | {"quality": s.render_quality}, "config": config},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    record = new_record(s, encoder, task, output_used=kind, policy=s.policy, device=device, config=config)
+    timing = record["timing"]
     pool = None
     cell_start = time.perf_counter()
     try:
@@ -121,7 +74,7 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         seed_everything(s.seed)
 
         # 2. Demonstrations, rendered like the evaluation frames (or the official pickles).
-        with _timed(timing, "demos"):
+        with timed(timing, "demos"):
             demos = task.demos(
                 n=s.n_demos,
                 source=s.demo_source,
@@ -134,7 +87,7 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         record["demos"] = demos.describe()
 
         # 3. Frozen embeddings of every demo frame (cached across seeds and policies) + feature-norm entropy.
-        with _timed(timing, "embed"):
+        with timed(timing, "embed"):
             cache = EmbeddingCache(mode=s.cache)
             feats = demo_features(encoder, demos, kind, s.history, cache, dtype=s.cache_dtype, progress=s.progress)
         record["cache"] = feats.cache
@@ -173,7 +126,7 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
 
         # 5. Evaluation environments (stepped and rendered in worker processes), created once and reset
         #    with seed + i for episode i at every evaluation.
-        with _timed(timing, "make_envs"):
+        with timed(timing, "make_envs"):
             make_env = task_env_factory(
                 task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon
             )
@@ -193,10 +146,10 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
             range(s.epochs), desc=f"train {s.task} seed={s.seed}", unit="epoch", disable=None if s.progress else True
         )
         for epoch in epochs:
-            with _timed(timing, "train"):
+            with timed(timing, "train"):
                 losses.append(bc_epoch(head, optimizer, feats, s.batch_size, s.fusion, generator, device))
             if (epoch % s.eval_every == 0 and epoch > 0) or epoch == s.epochs - 1:
-                with _timed(timing, "eval"):
+                with timed(timing, "eval"):
                     episodes = rollout(
                         pool,
                         seeds,
@@ -213,34 +166,10 @@ def run_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
                 epochs.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")
 
         # 7. Scores: the final evaluation and the best over evaluations (CortexBench's `highest_*`).
-        best_epoch, best_value, best_episodes = max(evaluations, key=lambda e: e[1])
-        final_epoch, final_value, final_episodes = evaluations[-1]
-
-        def per_episode(episodes) -> list[dict]:
-            return [
-                {
-                    "seed": ep.seed,
-                    "value": episode_value(task.metric, ep),
-                    "return": ep.total_return,
-                    "length": ep.length,
-                }
-                for ep in episodes
-            ]
-
-        record["scores"] = {
-            "metric": task.metric,
-            "headline": s.headline,
-            "final": final_value,
-            "best": best_value,
-            "best_epoch": best_epoch,
-            "final_epoch": final_epoch,
-            "per_eval": [[e, v] for e, v, _ in evaluations],
-            "train_loss": losses,
-        }
-        record["episodes"] = {"best": per_episode(best_episodes), "final": per_episode(final_episodes)}
+        record["scores"], record["episodes"] = summarise(evaluations, task.metric, s.headline, losses)
         record["status"] = "ok"
     except Exception as err:
-        record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+        record["error"] = error_info(err)
     finally:
         if pool is not None:
             pool.close()

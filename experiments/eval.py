@@ -84,7 +84,7 @@ def run(cfg: DictConfig) -> int:
     import tasks
     from encoders.locks import file_lock
     from encoders.weights import resolve_weights
-    from experiments.cell import cell_path
+    from experiments.cell_common import cell_path
     from experiments.protocol import resolve_settings
     from experiments.records import is_done, leftover_temp_files, lock_path
 

@@ -29,19 +29,16 @@ import os
 import re
 import sys
 import time
-import traceback
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 import tasks
 from encoders.stats import entropy_record, token_norms
-from experiments.cell import _timed, cell_path, seed_everything
+from experiments.cell_common import cell_path, error_info, new_record, resolve_device, seed_everything, timed
 from experiments.habitat_config import CORTEXBENCH_POLICY, habitat_config
 from experiments.protocol import CellSettings
-from experiments.provenance import provenance
-from experiments.records import SCHEMA_VERSION, encoder_label, is_done, read_record, write_record
+from experiments.records import encoder_label, is_done, read_record, write_record
 from policies.habitat_policy import HabitatInputs, policy_config
 from tasks.habitat import data_root
 
@@ -302,27 +299,19 @@ def run_habitat_cell(s: CellSettings, encoder, config: dict | None = None) -> di
         return read_record(path) | {"_skipped": True, "_path": str(path)}
     task = tasks.get(s.task)
     suite = task.suite
-    timing: dict[str, float] = {}
-    record: dict = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "protocol": {"name": s.protocol, "headline": "best"},
-        "encoder": encoder.describe() | {"output_used": "spatial"},
-        "task": {"name": task.name, "suite": suite, "version": task.version, "env_id": task.env_id,
-                 "upstream_env_id": task.upstream_env_id, "camera": task.camera, "metric": task.metric,
-                 "horizon": task.horizon},
-        "policy": {"name": "cortexbench-habitat"},
-        "seed": s.seed,
-        "scores": None,
-        "episodes": None,
-        "feature_norm_entropy": None,
-        "timing": timing,
-        "settings": s.as_dict(),
-        "provenance": provenance(s.device if s.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
-        | {"config": config, "habitat_data": str(data_root())},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    record = new_record(
+        s,
+        encoder,
+        task,
+        output_used="spatial",
+        policy="cortexbench-habitat",
+        device=resolve_device(s.device),
+        config=config,
+        headline="best",
+        rendered=False,
+        provenance_extra={"habitat_data": str(data_root())},
+    )
+    timing = record["timing"]
     start = time.perf_counter()
     try:
         if s.policy != s.default_policy:
@@ -355,13 +344,13 @@ def run_habitat_cell(s: CellSettings, encoder, config: dict | None = None) -> di
                     __import__(module_name)
                     sys.modules[module_name].wandb = recorder
                 habitat_vc.utils.wandb = recorder
-                with _timed(timing, "train"):
+                with timed(timing, "train"):
                     nav_trainer(train_cfg).train()
                 trainer = nav_trainer(eval_cfg)
                 folder = Path(eval_cfg["EVAL_CKPT_PATH_DIR"])
             else:
                 register_rearrange_policy()
-                with _timed(timing, "train"):
+                with timed(timing, "train"):
                     rearrange_trainer(train_cfg, run_dir).train()
                 trainer = rearrange_trainer(eval_cfg, run_dir)
                 folder = Path(eval_cfg["habitat_baselines"]["eval_ckpt_path_dir"])
@@ -372,7 +361,7 @@ def run_habitat_cell(s: CellSettings, encoder, config: dict | None = None) -> di
             evaluations = []
             for index in evaluated(sorted(found), EVAL_EVERY[suite]):
                 before = len(recorder.logged)
-                with _timed(timing, "eval"):
+                with timed(timing, "eval"):
                     if task.stack == "nav":
                         trainer._eval_checkpoint(str(found[index]), checkpoint_index=index)
                     else:
@@ -412,7 +401,7 @@ def run_habitat_cell(s: CellSettings, encoder, config: dict | None = None) -> di
             }
         record["status"] = "ok"
     except Exception as err:
-        record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+        record["error"] = error_info(err)
     finally:
         _ENCODER = None
         timing["total"] = round(time.perf_counter() - start, 3)

@@ -21,8 +21,6 @@ protocol, not with the demo-frame values of IL cells.
 from __future__ import annotations
 
 import time
-import traceback
-from datetime import datetime, timezone
 from itertools import count
 
 import numpy as np
@@ -30,15 +28,12 @@ import torch
 
 import tasks
 from encoders.stats import entropy_record, sample_frames, token_norms
-from experiments.cell import _timed, cell_path, seed_everything
+from experiments.cell_common import cell_path, error_info, new_record, resolve_device, seed_everything, summarise, timed
 from experiments.envpool import make_pool, task_env_factory
 from experiments.protocol import CellSettings
-from experiments.provenance import provenance
-from experiments.records import SCHEMA_VERSION, is_done, read_record, write_record
+from experiments.records import is_done, read_record, write_record
 from experiments.rollout import rollout
 from tasks.habitat import HabitatTaskSpec
-from tasks.metrics import episode_value
-from tasks.rendering import backend_info
 
 TRAIN_SEED_OFFSET = 1_000_000  # training episode k of a cell is seeded seed + 1_000_000 + k (far from eval seeds)
 
@@ -85,39 +80,10 @@ def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         return read_record(path) | {"_skipped": True, "_path": str(path)}
 
     task = tasks.get(s.task)
-    device = torch.device(
-        "cuda" if s.device == "auto" and torch.cuda.is_available() else ("cpu" if s.device == "auto" else s.device)
-    )
-    timing: dict[str, float] = {}
-    record: dict = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "protocol": {"name": s.protocol, "headline": s.headline},
-        "encoder": encoder.describe() | {"output_used": "vector"},
-        "task": {
-            "name": task.name,
-            "suite": task.suite,
-            "version": task.version,
-            "env_id": task.env_id,
-            "upstream_env_id": task.upstream_env_id,
-            "camera": task.camera,
-            "metric": task.metric,
-            "horizon": task.horizon,
-            "action_repeat": task.action_repeat,
-        },
-        "policy": {"name": s.policy},
-        "seed": s.seed,
-        "scores": None,
-        "episodes": None,
-        "feature_norm_entropy": None,
-        "demos": None,  # RL learns from its own interaction
-        "timing": timing,
-        "settings": s.as_dict(),
-        "provenance": provenance(str(device))
-        | {"render": backend_info() | {"quality": s.render_quality}, "config": config},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    device = resolve_device(s.device)
+    record = new_record(s, encoder, task, output_used="vector", policy=s.policy, device=device, config=config)
+    record["demos"] = None  # RL learns from its own interaction
+    timing = record["timing"]
     train_pool = eval_pool = None
     cell_start = time.perf_counter()
     try:
@@ -132,7 +98,7 @@ def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
 
         # 2. Environments: training envs (autoreset, training seeds) and evaluation envs (seed + i), each
         #    stepped together in this process or in worker processes.
-        with _timed(timing, "make_envs"):
+        with timed(timing, "make_envs"):
             factory = task_env_factory(
                 task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon
             )
@@ -189,7 +155,7 @@ def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
             return out.vector
 
         def evaluate(steps: int) -> None:
-            with _timed(timing, "eval"):
+            with timed(timing, "eval"):
                 episodes = rollout(
                     eval_pool, eval_seeds, s.horizon, embed, actor, s.history, s.fusion, device,
                     progress=s.progress, desc=f"eval step {steps}",
@@ -221,33 +187,14 @@ def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         }
 
         # 7. Scores: the final evaluation and the best over evaluations, as for IL cells.
-        best_steps, best_value, best_episodes = max(evaluations, key=lambda e: e[1])
-        final_steps, final_value, final_episodes = evaluations[-1]
-
-        def per_episode(episodes) -> list[dict]:
-            return [
-                {
-                    "seed": ep.seed,
-                    "value": episode_value(task.metric, ep),
-                    "return": ep.total_return,
-                    "length": ep.length,
-                }
-                for ep in episodes
-            ]
-
         main_loss = "train/loss" if s.policy == "ppo" else "train/critic_loss"
-        record["scores"] = {
-            "metric": task.metric,
-            "headline": s.headline,
-            "unit": "env_steps",
-            "final": final_value,
-            "best": best_value,
-            "best_epoch": best_steps,
-            "final_epoch": final_steps,
-            "per_eval": [[e, v] for e, v, _ in evaluations],
-            "train_loss": [row[main_loss] for row in losses.rows if main_loss in row],
-        }
-        record["episodes"] = {"best": per_episode(best_episodes), "final": per_episode(final_episodes)}
+        record["scores"], record["episodes"] = summarise(
+            evaluations,
+            task.metric,
+            s.headline,
+            [row[main_loss] for row in losses.rows if main_loss in row],
+            unit="env_steps",
+        )
         record["training"] = {
             "env_steps": int(model.num_timesteps),
             "frames_encoded": venv.frames_encoded,
@@ -258,7 +205,7 @@ def run_rl_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
         }
         record["status"] = "ok"
     except Exception as err:
-        record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+        record["error"] = error_info(err)
     finally:
         for pool in (train_pool, eval_pool):
             if pool is not None:

@@ -126,7 +126,7 @@ def _weights_for_label(spec, weights: str, required: bool):
 
 def plan_sweep(argv: list[str], weights_required: bool = False) -> list[Cell]:
     """Every cell of the sweep eval would run for `argv`, in launch order, each once."""
-    from experiments.cell import cell_path
+    from experiments.cell_common import cell_path
     from experiments.eval import plan
     from experiments.protocol import resolve_settings
 

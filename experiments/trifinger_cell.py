@@ -22,8 +22,6 @@ paper setting).
 from __future__ import annotations
 
 import time
-import traceback
-from datetime import datetime, timezone
 
 import numpy as np
 import torch
@@ -31,15 +29,12 @@ import torch
 import tasks
 from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
-from experiments.cell import _timed, cell_path, seed_everything
+from experiments.cell_common import cell_path, error_info, new_record, resolve_device, seed_everything, summarise, timed
 from experiments.features import embed_demos
 from experiments.protocol import CellSettings
-from experiments.provenance import provenance
-from experiments.records import SCHEMA_VERSION, is_done, read_record, write_record
+from experiments.records import is_done, read_record, write_record
 from policies.trifinger_mlp import NAME as POLICY_NAME
 from policies.trifinger_mlp import TriFingerMLP, policy_input
-from tasks.metrics import episode_value
-from tasks.rendering import backend_info
 from tasks.spec import Episode
 
 WEIGHT_DECAY = 0.0  # eai-vc bc_default.yaml `adam_weight_decay`
@@ -113,36 +108,9 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
         return read_record(path) | {"_skipped": True, "_path": str(path)}
 
     task = tasks.get(s.task)
-    device = torch.device(
-        "cuda" if s.device == "auto" and torch.cuda.is_available() else ("cpu" if s.device == "auto" else s.device)
-    )
-    timing: dict[str, float] = {}
-    record: dict = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "error": None,
-        "protocol": {"name": s.protocol, "headline": s.headline},
-        "encoder": encoder.describe() | {"output_used": "vector"},
-        "task": {
-            "name": task.name,
-            "suite": task.suite,
-            "version": task.version,
-            "env_id": task.env_id,
-            "upstream_env_id": task.upstream_env_id,
-            "camera": task.camera,
-            "metric": task.metric,
-        },
-        "policy": {"name": POLICY_NAME},
-        "seed": s.seed,
-        "scores": None,
-        "episodes": None,
-        "feature_norm_entropy": None,
-        "timing": timing,
-        "settings": s.as_dict(),
-        "provenance": provenance(str(device))
-        | {"render": backend_info() | {"quality": s.render_quality}, "config": config},
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    device = resolve_device(s.device)
+    record = new_record(s, encoder, task, output_used="vector", policy=POLICY_NAME, device=device, config=config)
+    timing = record["timing"]
     envs: list = []
     cell_start = time.perf_counter()
     try:
@@ -156,7 +124,7 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
         seed_everything(s.seed)
 
         # 2. Demos: training ids 0..n-1, test ids 100..; frames from the renderer the evaluation uses.
-        with _timed(timing, "demos"):
+        with timed(timing, "demos"):
             kwargs = dict(
                 source=s.demo_source,
                 path=s.demo_path,
@@ -176,7 +144,7 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
             )
 
         # 3. Frozen embeddings of the training frames (cached) + feature-norm entropy; goal images of the test demos.
-        with _timed(timing, "embed"):
+        with timed(timing, "embed"):
             cache = EmbeddingCache(mode=s.cache)
             embeddings, norms, record["cache"] = embed_demos(
                 encoder, train, "vector", cache, dtype=s.cache_dtype, progress=s.progress
@@ -210,7 +178,7 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
         }
 
         # 5. Evaluation environments, one per test demo, created once.
-        with _timed(timing, "make_envs"):
+        with timed(timing, "make_envs"):
             envs = [
                 task.make_env(render_size=s.render_size, quality=s.render_quality, horizon=s.horizon)
                 for _ in test.demos
@@ -228,7 +196,7 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
         losses, evaluations = [], []
 
         def run_evaluation(epoch: int) -> None:
-            with _timed(timing, "eval"):
+            with timed(timing, "eval"):
                 episodes = evaluate(
                     envs, test, goals, encoder, head, s.horizon, device, s.progress, desc=f"eval epoch {epoch}"
                 )
@@ -242,36 +210,17 @@ def run_trifinger_cell(s: CellSettings, encoder, config: dict | None = None) -> 
             disable=None if s.progress else True,
         )
         for epoch in bar:
-            with _timed(timing, "train"):
+            with timed(timing, "train"):
                 losses.append(train_epoch(head, optimizer, x, y, s.batch_size, generator, device))
             if epoch in schedule:
                 run_evaluation(epoch)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")
 
         # 7. Scores: best over evaluations (the headline) and the final one.
-        best_epoch, best_value, best_episodes = max(evaluations, key=lambda e: e[1])
-        final_epoch, final_value, final_episodes = evaluations[-1]
-
-        def per_episode(episodes) -> list[dict]:
-            return [
-                {"seed": ep.seed, "value": episode_value(task.metric, ep), "return": 0.0, "length": ep.length}
-                for ep in episodes
-            ]
-
-        record["scores"] = {
-            "metric": task.metric,
-            "headline": s.headline,
-            "final": final_value,
-            "best": best_value,
-            "best_epoch": best_epoch,
-            "final_epoch": final_epoch,
-            "per_eval": [[e, v] for e, v, _ in evaluations],
-            "train_loss": losses,
-        }
-        record["episodes"] = {"best": per_episode(best_episodes), "final": per_episode(final_episodes)}
+        record["scores"], record["episodes"] = summarise(evaluations, task.metric, s.headline, losses)
         record["status"] = "ok"
     except Exception as err:
-        record["error"] = {"type": type(err).__name__, "message": str(err), "traceback": traceback.format_exc()}
+        record["error"] = error_info(err)
     finally:
         for env in envs:
             env.close()
