@@ -94,8 +94,10 @@ def radio_repo(version: str | None = None) -> Path:
 
 def _import_radio(repo: Path, version: str | None = None):
     """Import `radio.*` from the clone (as torch hub's `source='local'` does: the clone goes on sys.path)."""
-    if str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
+    if str(repo) in sys.path:  # first on the path, so another checkout on it cannot shadow this one
+        sys.path.remove(str(repo))
+    sys.path.insert(0, str(repo))
+    importlib.invalidate_caches()
     try:
         radio_model = importlib.import_module("radio.radio_model")
         common = importlib.import_module("radio.common")

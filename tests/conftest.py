@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="cortexbench-tests-"))
 os.environ.update(
@@ -36,3 +37,15 @@ def tiny_encoder():
     import encoders
 
     return encoders.load("random-vit-tiny")
+
+
+def build_for_shapes(build):
+    """`build()` on the meta device (shapes and parameter counts, no memory). A constructor that reads
+    tensor values cannot run there (E-RADIO's drop-path schedule calls `.item()`); it is built on the CPU."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except RuntimeError as err:
+        if "meta tensors" not in str(err):
+            raise
+    return build()

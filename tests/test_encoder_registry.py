@@ -17,6 +17,7 @@ from encoders.frozen import build_module
 from encoders.lookup import resolve
 from encoders.radio import RadioCodeMissingError
 from encoders.registry import Registry
+from tests.conftest import build_for_shapes
 
 SPECS = encoders.available()
 SMALL = [s for s in SPECS if s.n_parameters <= 25_000_000]
@@ -25,8 +26,7 @@ SMALL = [s for s in SPECS if s.n_parameters <= 25_000_000]
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_every_entry_builds_with_the_declared_parameter_count(spec):
     try:
-        with torch.device("meta"):
-            module = resolve(spec.builder)(**spec.builder_kwargs)
+        module = build_for_shapes(lambda: resolve(spec.builder)(**spec.builder_kwargs))
     except RadioCodeMissingError as err:  # RADIO / E-RADIO only: NVIDIA's code is not on PyPI and not bundled
         pytest.skip(f"{spec.name} needs NVIDIA's RADIO code, absent here: {str(err).splitlines()[0]}")
     assert sum(p.numel() for p in module.backbone.parameters()) == spec.n_parameters

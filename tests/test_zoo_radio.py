@@ -11,6 +11,7 @@ loader); it says nothing about RADIO's numerics.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import textwrap
 
@@ -123,13 +124,19 @@ def _write_mock_clone(folder):
     return folder
 
 
+def _forget_radio_modules() -> None:
+    """Drop imported `radio.*` / `hubconf` modules (the mock's, or a real clone's from earlier tests)."""
+    for name in [m for m in sys.modules if m == "radio" or m.startswith("radio.") or m == "hubconf"]:
+        del sys.modules[name]
+
+
 @pytest.fixture
 def mock_clone(tmp_path, monkeypatch):
     clone = _write_mock_clone(tmp_path / "RADIO")
     monkeypatch.setenv(radio_glue.RADIO_REPO_ENV, str(clone))
+    _forget_radio_modules()
     yield clone.resolve()
-    for name in [m for m in sys.modules if m == "radio" or m.startswith("radio.") or m == "hubconf"]:
-        del sys.modules[name]
+    _forget_radio_modules()
     while str(clone.resolve()) in sys.path:
         sys.path.remove(str(clone.resolve()))
 
@@ -194,3 +201,41 @@ def test_checkpoints_load_through_the_authors_hub_loader(mock_clone, tmp_path):
         expected = reference.eval()(x)
     assert torch.allclose(ours["tokens"], expected["tokens"], atol=1e-5)
     assert torch.allclose(ours["pooled"], expected["pooled"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["e-radio-v2", "radio-v2.1"])
+def test_a_checkpoint_in_the_hub_layout_loads_through_weights_path_with_the_real_code(name, tmp_path):
+    """With NVIDIA's real code (`$RADIO_REPO` or torch hub's checkout; skipped without it): a random model
+    saved as the hub's `.pth.tar` (`args` + `state_dict` with `base_model.` / `input_conditioner.` keys,
+    bf16 for v2.1) loads through `weights=<path>` and gives the in-memory model's features."""
+    try:
+        radio_glue.radio_repo()
+    except RadioCodeMissingError:
+        pytest.skip("NVIDIA's RADIO code is absent (set RADIO_REPO to a clone of github.com/NVlabs/RADIO)")
+    _forget_radio_modules()
+    spec = encoders.get_spec(name)
+    version, args = spec.builder_kwargs["version"], spec.builder_kwargs["args"]
+    reference = radio_glue.build_radio(version, args).eval()
+    dtype = torch.bfloat16 if "bf16" in spec.weights.filename else torch.float32
+    namespace = argparse.Namespace(
+        **{**radio_glue._CREATE_MODEL_DEFAULTS, **args, "dtype": dtype, "spectral_reparam": False}
+    )
+    state = {f"base_model.{k}": v for k, v in reference.backbone.model.state_dict().items()}
+    state |= {f"input_conditioner.{k}": v for k, v in reference.backbone.input_conditioner.state_dict().items()}
+    path = tmp_path / spec.weights.filename
+    torch.save({"args": namespace, "state_dict": {k: v.to(dtype) if v.is_floating_point() else v
+                                                  for k, v in state.items()}}, path)  # fmt: skip
+
+    loaded = encoders.load(name, weights=str(path))
+    for prefix, module in (
+        ("base_model.", reference.backbone.model),
+        ("input_conditioner.", reference.backbone.input_conditioner),
+    ):
+        rounded = {k[len(prefix) :]: v.to(dtype).float() if v.is_floating_point() else v
+                   for k, v in state.items() if k.startswith(prefix)}  # fmt: skip
+        module.load_state_dict(rounded)  # the checkpoint's rounding, back in fp32
+    with torch.inference_mode():
+        expected = reference(preprocess(FRAMES, spec.preprocess))
+    out = loaded.encode(FRAMES)
+    assert torch.allclose(out.tokens, expected["tokens"], atol=1e-4)
+    assert torch.allclose(out.vector, expected["pooled"], atol=1e-4)

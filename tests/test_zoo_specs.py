@@ -17,17 +17,19 @@ from encoders.frozen import build_module
 from encoders.preprocess import preprocess
 from encoders.radio import RadioCodeMissingError
 from experiments.protocol import policy_for
-from tests.conftest import REPO
+from tests.conftest import REPO, build_for_shapes
 
 ZOO = [s for s in encoders.available() if s.family != "random"]
 
 
 def _meta_forward(spec) -> dict[str, torch.Tensor]:
-    """Build on the meta device and run a forward: real output shapes, no memory, no arithmetic."""
+    """Build on the meta device and run a forward: real output shapes, no memory, no arithmetic
+    (on the CPU for a constructor the meta device cannot run, see `build_for_shapes`)."""
     try:
-        with torch.device("meta"):
-            module = build_module(spec)
-            return module(torch.empty(2, 3, spec.preprocess.size, spec.preprocess.size))
+        module = build_for_shapes(lambda: build_module(spec))
+        device = next(module.parameters()).device
+        with torch.device(device), torch.inference_mode():
+            return module(torch.zeros(2, 3, spec.preprocess.size, spec.preprocess.size))
     except RadioCodeMissingError:
         pytest.skip(f"{spec.name} needs NVIDIA's RADIO code (absent here)")
 
