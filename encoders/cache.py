@@ -8,7 +8,7 @@ rename wins, the loser discards its copy). Reads memory-map the arrays; an entry
 match its meta (truncated, corrupted, half-deleted) is removed and recomputed.
 
 Concurrent jobs (one machine, or a shared filesystem such as NFS): `load_or_compute` holds a lock
-per key (`encoders.locks`), so when several jobs need the same entry one computes it and the others
+per key (`encoders.storage`), so when several jobs need the same entry one computes it and the others
 wait and read it; the lock holder also clears temporary folders a killed writer left behind. Without
 working locks both compute, and the atomic rename still leaves one valid entry. `refresh` replaces an
 entry by renaming it away first: a job on the same machine that already memory-mapped the old arrays
@@ -22,34 +22,23 @@ refresh (recompute and replace). Location: `$CORTEXBENCH_CACHE/embeddings` (defa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from encoders.locks import file_lock
+from encoders.storage import embeddings_root, file_digest, file_lock, temp_dir
 
 MODES = ("off", "read", "readwrite", "refresh")
-CACHE_ENV = "CORTEXBENCH_CACHE"
 FORMAT_VERSION = 1
 
 
-def default_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cortexbench") / "embeddings"
-
-
 def _digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "blake2b", digest_size=16)
 
 
 @dataclass
@@ -65,7 +54,7 @@ class EmbeddingCache:
     def __init__(self, root: Path | str | None = None, mode: str = "readwrite"):
         if mode not in MODES:
             raise ValueError(f"cache mode {mode!r} is not one of {MODES}")
-        self.root = Path(root) if root else default_root()
+        self.root = Path(root) if root else embeddings_root()
         self.mode = mode
 
     @staticmethod
@@ -129,7 +118,7 @@ class EmbeddingCache:
         if self.mode in ("off", "read"):
             return CacheEntry(key, final, arrays, meta, hit=False)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        tmp = temp_dir(final, "tmp")
         try:
             info = {}
             for name, array in arrays.items():
@@ -140,7 +129,7 @@ class EmbeddingCache:
                 json.dumps({**meta, "arrays": info, "format": FORMAT_VERSION}, indent=1, sort_keys=True)
             )
             if final.exists() and self.mode == "refresh":
-                trash = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old-"))
+                trash = temp_dir(final, "old")
                 os.replace(final, trash / "entry")
                 shutil.rmtree(trash, ignore_errors=True)
             try:

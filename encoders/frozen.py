@@ -7,8 +7,6 @@ embedding-cache key and in run records).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import asdict, dataclass
 
@@ -21,6 +19,7 @@ from encoders.lookup import resolve
 from encoders.preprocess import as_uint8_batch, preprocess
 from encoders.registry import registry
 from encoders.spec import EncoderSpec
+from encoders.storage import sha256_json
 from encoders.weights import ResolvedWeights, resolve_weights
 
 _LICENCE_NOTICES: set[str] = set()
@@ -73,7 +72,7 @@ class FrozenEncoder:
             "vector_output": self.spec.vector_output,
             "weights": self.weights.sha256 or self.weights.origin,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return sha256_json(payload)[:16]
 
     def describe(self) -> dict:
         """The encoder part of a run record."""

@@ -8,23 +8,14 @@ three ways to provide it. A known sha256 is enforced on every load.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from encoders.locks import file_lock
 from encoders.spec import EncoderSpec, Weights
-
-WEIGHTS_ENV = "CORTEXBENCH_WEIGHTS"
-OFFLINE_ENVS = ("CORTEXBENCH_OFFLINE", "HF_HUB_OFFLINE")
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get(WEIGHTS_ENV) or Path.home() / ".cache" / "cortexbench" / "weights")
+from encoders.storage import file_lock, offline, sha256_file, temp_path, weights_root
 
 
 @dataclass(frozen=True)
@@ -55,18 +46,6 @@ class WeightsNotFoundError(FileNotFoundError):
 
 class ChecksumMismatchError(ValueError):
     """A checkpoint file's sha256 differs from the one pinned in the spec."""
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _offline() -> bool:
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in OFFLINE_ENVS)
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:
@@ -152,12 +131,9 @@ def _download_unlocked(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
     if w.url and _reachable(w.url):
         import torch.hub
 
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
         # A name of its own per download (never a shared `<file>.partial` two jobs could write at once);
         # a killed download leaves only this hidden temp file, never a truncated `<file>`.
-        fd, partial_name = tempfile.mkstemp(dir=cache_file.parent, prefix=f".{cache_file.name}.", suffix=".partial")
-        os.close(fd)
-        partial = Path(partial_name)
+        partial = temp_path(cache_file, ".partial")
         try:
             torch.hub.download_url_to_file(w.url, str(partial), progress=True)
             os.replace(partial, cache_file)
@@ -174,7 +150,7 @@ def _download_unlocked(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
 
 
 def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedWeights:
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     expected = spec.weights.sha256 if spec.weights else None
     if expected and kind == "pretrained" and digest != expected:
         raise ChecksumMismatchError(
@@ -193,12 +169,12 @@ def resolve_weights(spec: EncoderSpec, weights: str) -> ResolvedWeights:
     if weights == "pretrained":
         w = spec.weights
         assert w is not None
-        cache_file = weights_dir() / spec.name / w.filename
+        cache_file = weights_root() / spec.name / w.filename
         if cache_file.is_file():
             return _checked(spec, cache_file, f"cache:{cache_file}", "pretrained")
         if (hf := hf_cached(w)) is not None:
             return _checked(spec, hf, f"hf-cache:{w.hf_repo}@{w.hf_revision or 'main'}", "pretrained")
-        if _offline():
+        if offline():
             raise WeightsNotFoundError(
                 _missing_message(spec, cache_file, "not cached, and downloads are off (offline mode)")
             )

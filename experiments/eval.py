@@ -82,11 +82,11 @@ def cell_runner(settings):
 def run(cfg: DictConfig) -> int:
     import encoders
     import tasks
-    from encoders.locks import file_lock
+    from encoders.storage import file_lock, leftover_temp_files
     from encoders.weights import resolve_weights
     from experiments.cell_common import cell_path
     from experiments.protocol import resolve_settings
-    from experiments.records import is_done, leftover_temp_files, lock_path
+    from experiments.records import is_done, lock_path
 
     spec, cells = plan(cfg)
     weights = resolve_weights(spec, str(cfg.weights))  # fast: names the missing file before anything heavy

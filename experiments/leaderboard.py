@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import os
 import sys
 import tempfile
 from pathlib import Path
 
+from encoders.storage import atomic_write_text
 from experiments import board as board_mod
 from experiments import figures as figures_mod
 from experiments import published as published_mod
@@ -34,20 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("leaderboard.md", "leaderboard.csv")
 FIGURES_DIR = "figures"
 FIGURE_KINDS = ("suites", "entropy", "gmacs")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Atomic write: temp file in the same folder, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are committed and read by everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _ours(path: Path) -> bool:
@@ -80,7 +66,7 @@ def generate(
         board, published.suite_names, figures, _shown(Path(runs_dir)), _shown(Path(published_dir))
     )
     for name, text in zip(OUTPUTS, (markdown, tables.render_csv(board)), strict=True):
-        _write_text(out_dir / name, text)
+        atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     if draw:
         fig_dir = out_dir / FIGURES_DIR

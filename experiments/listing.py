@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from encoders.weights import hf_cached, weights_dir
+from encoders.storage import weights_root
+from encoders.weights import hf_cached
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -16,7 +17,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def _weights_status(spec) -> str:
     if spec.weights is None:
         return "n/a (random)"
-    if (weights_dir() / spec.name / spec.weights.filename).is_file():
+    if (weights_root() / spec.name / spec.weights.filename).is_file():
         return "cached"
     return "cached (hf)" if hf_cached(spec.weights) else "not cached"
 

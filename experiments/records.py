@@ -9,9 +9,9 @@ unless `overwrite=true`; that is how sweeps resume.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from encoders.storage import atomic_write_json
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = (
@@ -47,30 +47,14 @@ def record_path(results_dir: str | Path, protocol: str, label: str, task: str, s
 
 
 def write_record(path: Path, record: dict) -> None:
-    """Write JSON atomically: a temp file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True, allow_nan=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write the record atomically (`encoders.storage`): readers never see half a record."""
+    atomic_write_json(path, record)
 
 
 def lock_path(path: Path) -> Path:
-    """The lock a job holds while it runs the cell whose record is `path` (`encoders.locks`): a second
+    """The lock a job holds while it runs the cell whose record is `path` (`encoders.storage`): a second
     job asked for the same cell skips it instead of running it twice, and `nox -s status` shows it running."""
     return path.with_name(f".{path.name}.lock")
-
-
-def leftover_temp_files(path: Path) -> list[Path]:
-    """Temp files of `write_record(path, ...)` calls killed before their rename (delete them under the cell's lock)."""
-    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
 
 
 def read_record(path: Path) -> dict | None:

@@ -151,7 +151,7 @@ def plan_sweep(argv: list[str], weights_required: bool = False) -> list[Cell]:
 
 def cell_state(cell: Cell) -> tuple[str, str]:
     """(state, detail): ok or failed from the record; running while a job holds the cell's lock; else missing."""
-    from encoders.locks import is_locked
+    from encoders.storage import is_locked
     from experiments.records import SCHEMA_VERSION, is_done, lock_path, read_record
 
     if is_done(cell.path):

@@ -5,7 +5,7 @@ Official pickles (reference/cortexbench.md 1.2) are a list of path dicts with `i
 `internal_state`). Scripted demos are rendered with the same camera, size and quality as the
 evaluation, cached on disk one file per demo (written atomically, so an interrupted generation
 resumes), and loaded lazily: frames are read only when they are encoded. Concurrent jobs share the
-work: each demo file is rendered under its own lock (`encoders.locks`) by whichever job gets there
+work: each demo file is rendered under its own lock (`encoders.storage`) by whichever job gets there
 first, and a committed file is never replaced (its checksum is part of the demo set's fingerprint).
 
 Where an official pickle stores physics states (DMC's `internal_state`; Adroit's per-step qpos/qvel if
@@ -17,33 +17,28 @@ MetaWorld's scripted policies, or the harness's own trained / scripted experts f
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from encoders.locks import file_lock
+from encoders.storage import (
+    DATA_ENV,
+    atomic_write_bytes,
+    data_root,
+    demos_cache_root,
+    file_lock,
+    sha256_file,
+    sha256_json,
+    sha256_text,
+)
 from tasks.spec import TaskSpec
 
-DATA_ENV = "CORTEXBENCH_DATA"
-CACHE_ENV = "CORTEXBENCH_CACHE"
 SCRIPTED_SEED_BASE = 10_000  # far from the evaluation seeds (100..124, 200..224, 300..324)
 SCRIPTED_FORMAT = 1  # bump when the scripted-demo file layout or collection loop changes
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get(DATA_ENV) or Path.home() / ".cache" / "cortexbench" / "data")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "cortexbench")
 
 
 class DemosNotFoundError(FileNotFoundError):
@@ -93,7 +88,7 @@ class DemoSet:
             "n": len(self.demos),
             "frames": self.frames_from,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return sha256_json(payload)[:16]
 
     @property
     def n_frames(self) -> int:
@@ -111,21 +106,13 @@ class DemoSet:
         }
 
 
-def _stats(demos: list[Demo]) -> dict:
+def demo_stats(demos: list[Demo]) -> dict:
     returns = [float(np.sum(d.rewards)) for d in demos]
     successes = [d.success for d in demos if d.success is not None]
     return {
         "mean_return": float(np.mean(returns)) if returns else None,
         "success_rate": float(np.mean(successes)) if successes else None,
     }
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,7 +225,7 @@ def write_official_pickle(path: Path, demos: list[Demo], spec: TaskSpec) -> None
         if spec.proprio_key:
             infos[spec.proprio_key] = d.proprio
         paths.append({"images": d.frames, "actions": d.actions, "rewards": d.rewards, "env_infos": infos})
-    _atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
+    atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
 
 
 def official_format_paths(
@@ -296,7 +283,7 @@ def official_format_paths(
 
 def write_official_paths(path: Path, paths: list[dict]) -> None:
     """Write path dicts as an official-layout pickle (atomically)."""
-    _atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
+    atomic_write_bytes(Path(path), pickle.dumps(paths, protocol=4))
 
 
 def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
@@ -304,7 +291,7 @@ def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
     if path is not None:
         p = Path(path).expanduser()
         return p / spec.official_demo_file if p.is_dir() else p
-    return data_dir() / f"{spec.suite}-expert-v1.0" / spec.official_demo_file
+    return data_root() / f"{spec.suite}-expert-v1.0" / spec.official_demo_file
 
 
 def _official(
@@ -325,40 +312,16 @@ def _official(
         )
     paths = read_official_paths(file, n)
     demos = demos_from_paths(paths, spec, str(file))
-    sha = _sha256_file(file)
+    sha = sha256_file(file)
     from tasks.rerender import rerender_official
 
     frames_from, checks = rerender_official(spec, paths, demos, sha, render_size or spec.render_size, quality, progress)
-    return DemoSet(spec.name, "official", demos, sha, frames_from, _stats(demos) | checks)
+    return DemoSet(spec.name, "official", demos, sha, frames_from, demo_stats(demos) | checks)
 
 
 # ----------------------------------------------------------------------------------------------
 # Scripted experts
 # ----------------------------------------------------------------------------------------------
-def _atomic_write_bytes(path: Path, data: bytes, replace: bool = True) -> None:
-    """Write via a temp file and a rename. `replace=False` keeps a file that is already there (a
-    concurrent writer's): the temp file is hard-linked into place, which fails if the name exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        if replace:
-            os.replace(tmp, path)
-            return
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another job committed this file first: keep theirs
-        except OSError:  # no hard links on this filesystem
-            os.replace(tmp, path)
-            return
-        Path(tmp).unlink()
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def collect_scripted_demo(
     spec: TaskSpec, seed: int, render_size: int, quality: str, horizon: int
 ) -> dict[str, np.ndarray]:
@@ -405,7 +368,7 @@ def scripted_dir(spec: TaskSpec, render_size: int, quality: str, horizon: int) -
     expert = expert_description(spec)
     if isinstance(expert, dict) and expert.get("fingerprint"):  # a retrained expert makes new demos
         key += f"-x{expert['fingerprint'][:8]}"
-    return cache_dir() / "demos" / "scripted" / key
+    return demos_cache_root() / "scripted" / key
 
 
 def _stored_success(z) -> bool | None:
@@ -415,7 +378,7 @@ def _stored_success(z) -> bool | None:
     return bool(z["success"][-1] > 0) if len(z["success"]) else None
 
 
-def _lazy_demo(file: Path) -> Demo:
+def lazy_demo(file: Path) -> Demo:
     with np.load(file) as z:
         demo = Demo(
             actions=z["actions"],
@@ -463,16 +426,14 @@ def _scripted(
                     arrays = collect_scripted_demo(spec, seed, render_size, quality, horizon)
                     buffer = io.BytesIO()
                     np.savez_compressed(buffer, **arrays)
-                    _atomic_write_bytes(file, buffer.getvalue(), replace=False)
+                    atomic_write_bytes(file, buffer.getvalue(), replace=False)
                     bar.update(1)
-    demos = [_lazy_demo(f) for f in files]
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(_sha256_file(f).encode())
+    demos = [lazy_demo(f) for f in files]
+    content_sha256 = sha256_text("".join(sha256_file(f) for f in files))
     frames_from = f"rendered: camera={spec.camera} size={render_size} quality={quality} horizon={horizon}"
     expert = expert_description(spec)
-    stats = _stats(demos) | {"seeds": [SCRIPTED_SEED_BASE, SCRIPTED_SEED_BASE + n - 1], "expert": expert}
-    return DemoSet(spec.name, source, demos, digest.hexdigest(), frames_from, stats)
+    stats = demo_stats(demos) | {"seeds": [SCRIPTED_SEED_BASE, SCRIPTED_SEED_BASE + n - 1], "expert": expert}
+    return DemoSet(spec.name, source, demos, content_sha256, frames_from, stats)
 
 
 def load_demos(

@@ -15,10 +15,7 @@ Reading a pickle needs about its own size in RAM (the DMC pickles hold 256x256 f
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -26,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import tasks
-from tasks.demos import data_dir, official_path, read_official_paths
+from encoders.storage import atomic_write, data_root, offline, sha256_file
+from tasks.demos import official_path, read_official_paths
 
 ARCHIVES = {
     "adroit": "https://dl.fbaipublicfiles.com/eai-vc/adroit-expert-v1.0.zip",
@@ -35,52 +33,43 @@ ARCHIVES = {
 }
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("CORTEXBENCH_OFFLINE", "HF_HUB_OFFLINE"))
-
-
 def download(url: str, target: Path) -> str:
-    """Stream `url` to `target` via a temp file in the same folder; returns the sha256."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:
+    """Stream `url` to `target` through an atomic write (a killed download leaves no `target`); returns the sha256."""
+
+    def stream(out) -> None:
+        with urllib.request.urlopen(url) as response:
             total = int(response.headers.get("Content-Length") or 0)
             done = 0
             while block := response.read(1 << 22):
                 out.write(block)
-                digest.update(block)
                 done += len(block)
                 if total:
                     print(f"\r  {done / 2**30:.2f} / {total / 2**30:.2f} GiB", end="", flush=True)
         print()
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest.hexdigest()
+
+    atomic_write(target, stream)
+    return sha256_file(target)
 
 
 def fetch_official(suite: str) -> None:
     """Download and unpack one suite's archive into the data folder (skipped when already unpacked)."""
-    folder = data_dir() / f"{suite}-expert-v1.0"
+    folder = data_root() / f"{suite}-expert-v1.0"
     specs = [tasks.get(t) for t in tasks.expand(suite)]
     if all(official_path(s).is_file() for s in specs):
         print(f"{suite}: already in {folder}")
         return
-    if _offline():
+    if offline():
         raise SystemExit(
             f"error: {suite} demonstrations are not in {folder} and downloads are off (CORTEXBENCH_OFFLINE)"
         )
-    archive = data_dir() / Path(ARCHIVES[suite]).name
+    archive = data_root() / Path(ARCHIVES[suite]).name
     if not archive.is_file():
         print(f"{suite}: downloading {ARCHIVES[suite]}")
         sha = download(ARCHIVES[suite], archive)
         print(f"{suite}: sha256 {sha} (no published checksum to compare with; keep it for your records)")
-    print(f"{suite}: unpacking {archive.name} into {data_dir()}")
+    print(f"{suite}: unpacking {archive.name} into {data_root()}")
     with zipfile.ZipFile(archive) as z:
-        z.extractall(data_dir())
+        z.extractall(data_root())
     missing = [str(official_path(s)) for s in specs if not official_path(s).is_file()]
     if missing:
         raise SystemExit(f"error: the archive did not contain {missing}")

@@ -26,7 +26,6 @@ habitat-sim not installable: reference/feasibility.md section 6).
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,10 +77,9 @@ class DataItem:
 
 def data_root() -> Path:
     """Where the Habitat scenes and episodes live: $CORTEXBENCH_HABITAT_DATA, else $CORTEXBENCH_DATA/habitat."""
-    if os.environ.get("CORTEXBENCH_HABITAT_DATA"):
-        return Path(os.environ["CORTEXBENCH_HABITAT_DATA"]).expanduser()
-    base = Path(os.environ.get("CORTEXBENCH_DATA", "~/.cache/cortexbench/data")).expanduser()
-    return base / "habitat"
+    from encoders.storage import habitat_data_root
+
+    return habitat_data_root()
 
 
 @dataclass(frozen=True)

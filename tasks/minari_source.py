@@ -18,21 +18,17 @@ Download needs the network once (`nox -s demos -- adroit source=minari`, or `min
 
 from __future__ import annotations
 
-import hashlib
 import io
-import os
 
 import numpy as np
 
+from encoders.storage import atomic_write_bytes, demos_cache_root, offline, sha256_file, sha256_text
 from tasks.demos import (
     DemoSet,
     DemosNotFoundError,
-    _atomic_write_bytes,
-    _lazy_demo,
-    _sha256_file,
-    _stats,
-    cache_dir,
+    demo_stats,
     episode_success,
+    lazy_demo,
 )
 from tasks.spec import SimulatorMissingError, TaskSpec
 
@@ -54,10 +50,6 @@ def dataset_id_for(spec: TaskSpec, dataset_id: str | None = None) -> str:
     return ids[spec.name]
 
 
-def _offline() -> bool:
-    return any(os.environ.get(k, "") not in ("", "0") for k in ("CORTEXBENCH_OFFLINE", "HF_HUB_OFFLINE"))
-
-
 def open_dataset(dataset_id: str):
     """The local Minari dataset, downloading it first unless offline."""
     try:
@@ -69,7 +61,7 @@ def open_dataset(dataset_id: str):
     try:
         return minari.load_dataset(dataset_id, download=False)
     except FileNotFoundError:
-        if _offline():
+        if offline():
             from minari.storage.datasets_root_dir import get_dataset_path
 
             raise DemosNotFoundError(
@@ -146,7 +138,7 @@ def load_minari_demos(
         raise ValueError(f"Minari dataset {dataset_id} holds {len(indices)} episodes, the protocol asks for {n}")
     metadata = list(dataset.storage.get_episode_metadata(indices))
     key = f"{dataset_id.replace('/', '__')}-{spec.name}-v{spec.version}-{render_size}px-{quality}-h{spec.horizon}"
-    folder = cache_dir() / "demos" / "minari" / f"{key}-m{MINARI_FORMAT}"
+    folder = demos_cache_root() / "minari" / f"{key}-m{MINARI_FORMAT}"
     files = [folder / f"episode-{i}.npz" for i in indices]
     for position, (file, meta) in enumerate(
         tqdm(list(zip(files, metadata, strict=True)), desc=f"minari {spec.name}", disable=None if progress else True)
@@ -155,17 +147,15 @@ def load_minari_demos(
             arrays = replay_episode(spec, dataset[position], meta, render_size, quality)
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **arrays)
-            _atomic_write_bytes(file, buffer.getvalue(), replace=False)
-    demos = [_lazy_demo(f) for f in files]
+            atomic_write_bytes(file, buffer.getvalue(), replace=False)
+    demos = [lazy_demo(f) for f in files]
     drifts, agree = [], []
-    digest = hashlib.sha256()
     for f in files:
-        digest.update(_sha256_file(f).encode())
         with np.load(f) as z:
             drifts.append(float(z["max_state_drift"]))
             if len(z["dataset_success"]) == len(z["success"]):
                 agree.append(bool(np.array_equal(z["dataset_success"] > 0, z["success"] > 0)))
-    stats = _stats(demos) | {
+    stats = demo_stats(demos) | {
         "dataset": dataset_id,
         "episodes": [indices[0], indices[-1]],
         "max_state_drift": max(drifts),
@@ -174,7 +164,8 @@ def load_minari_demos(
     frames_from = (
         f"replayed from the dataset's initial states: camera={spec.camera} size={render_size} quality={quality}"
     )
-    return DemoSet(spec.name, f"minari:{dataset_id}", demos, digest.hexdigest(), frames_from, stats)
+    content_sha256 = sha256_text("".join(sha256_file(f) for f in files))
+    return DemoSet(spec.name, f"minari:{dataset_id}", demos, content_sha256, frames_from, stats)
 
 
 __all__ = ["ReplayMismatchError", "dataset_id_for", "load_minari_demos", "open_dataset", "replay_episode"]

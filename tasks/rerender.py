@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.demos import Demo, _atomic_write_bytes, cache_dir
+from encoders.storage import atomic_write_bytes, demos_cache_root
+from tasks.demos import Demo
 from tasks.spec import TaskSpec
 
 RERENDER_FORMAT = 1  # bump when what is rendered from a state changes
@@ -27,7 +28,7 @@ RERENDER_FORMAT = 1  # bump when what is rendered from a state changes
 
 def rerender_dir(spec: TaskSpec, sha256: str, render_size: int, quality: str) -> Path:
     key = f"{spec.name}-v{spec.version}-{sha256[:16]}-{render_size}px-{quality}-r{RERENDER_FORMAT}"
-    return cache_dir() / "demos" / "official" / key
+    return demos_cache_root() / "official" / key
 
 
 def _frames_loader(file: Path):
@@ -78,7 +79,7 @@ def rerender_official(
                 raise ValueError(f"re-rendered {len(frames)} frames for a {len(demo)}-step demonstration")
             buffer = io.BytesIO()
             np.savez_compressed(buffer, frames=frames, info=np.asarray(json.dumps(info)))
-            _atomic_write_bytes(file, buffer.getvalue(), replace=False)
+            atomic_write_bytes(file, buffer.getvalue(), replace=False)
         with np.load(file) as z:
             infos.append(json.loads(str(z["info"])))
         demo._frames, demo._frame_loader = None, _frames_loader(file)

@@ -65,6 +65,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from encoders.storage import sha256_file
 from tasks.spec import TaskSpec
 
 SIM_TIME_STEP = 0.004  # s (eai-vc sim_nn.Task.sim_time_step)
@@ -741,14 +742,14 @@ def write_downsample(path: str | Path, demo: dict[str, np.ndarray]) -> None:
     """Save a demo dict like the reference (`torch.save`), atomically."""
     import torch
 
-    from tasks.demos import _atomic_write_bytes
+    from encoders.storage import atomic_write_bytes
 
     missing = [k for k in REQUIRED_KEYS if k not in demo]
     if missing:
         raise ValueError(f"demo lacks {missing}; a downsample.pth holds {list(DEMO_KEYS)}")
     buffer = io.BytesIO()
     torch.save({k: np.asarray(v) for k, v in demo.items()}, buffer)
-    _atomic_write_bytes(Path(path), buffer.getvalue())
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _numpy_safe_globals() -> list:
@@ -816,27 +817,19 @@ def demo_ids(split: str, n: int) -> list[int]:
 
 def official_root(path: str | Path | None = None) -> Path:
     """The folder holding reach/ and move/: `path` (that folder or its parent) or $CORTEXBENCH_DATA/trifinger-demos."""
-    from tasks.demos import data_dir
+    from encoders.storage import data_root
 
-    root = Path(path).expanduser() if path is not None else data_dir()
+    root = Path(path).expanduser() if path is not None else data_root()
     if path is None or (root / "trifinger-demos").is_dir():
         return root / "trifinger-demos"
     return root
 
 
 def scripted_root(spec: TriFingerTaskSpec, quality: str, render_size: int) -> Path:
-    from tasks.demos import cache_dir
+    from encoders.storage import demos_cache_root
 
     key = f"{spec.name}-v{spec.version}-{spec.camera}-{render_size}px-{QUALITY_RENDERER[quality]}-f{DEMO_FORMAT}"
-    return cache_dir() / "demos" / "scripted" / key
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
+    return demos_cache_root() / "scripted" / key
 
 
 def _as_demo(path: Path, data: dict[str, np.ndarray], spec: TriFingerTaskSpec, demo_id: int):
@@ -940,7 +933,7 @@ def load_demos(
         successes.append(_demo_success(data, spec))
         if "renderer" in data:
             renderers.add(str(data["renderer"]))
-        digest.update(f"{file.relative_to(root)}:{_sha256(file)}\n".encode())
+        digest.update(f"{file.relative_to(root)}:{sha256_file(file)}\n".encode())
     if renderer is not None:
         if renderers - {renderer}:  # EGL did not load when these were rendered: keep the truth
             renderer = ",".join(sorted(renderers))

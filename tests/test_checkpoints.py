@@ -14,6 +14,7 @@ import encoders
 from encoders.checkpoints import CheckpointMismatchError
 from encoders.frozen import build_module
 from encoders.preprocess import preprocess
+from encoders.storage import weights_root
 from encoders.weights import ChecksumMismatchError
 
 FRAMES = np.random.default_rng(0).integers(0, 256, (2, 256, 256, 3), dtype=np.uint8)
@@ -176,7 +177,7 @@ def test_a_pinned_sha256_is_enforced_for_cached_pretrained_weights(scratch, monk
 
     spec = encoders.get_spec("vc1-base")
     pinned = dataclasses.replace(spec, weights=dataclasses.replace(spec.weights, sha256="0" * 64))
-    cached = weights_module.weights_dir() / spec.name / spec.weights.filename
+    cached = weights_root() / spec.name / spec.weights.filename
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"not the released checkpoint")
     try:

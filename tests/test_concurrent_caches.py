@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from encoders.cache import EmbeddingCache
-from encoders.locks import LOCKS_ENV, file_lock, is_locked
+from encoders.storage import LOCKS_ENV, file_lock, is_locked
 from tests.conftest import REPO
 
 SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters, as separate jobs would be
@@ -124,7 +124,7 @@ def test_two_processes_rendering_the_same_scripted_demos_agree_on_one_demo_set(t
 def _probe(lock: Path, **env: str) -> str:
     """Ask another process whether it can take `lock` without waiting."""
     code = (
-        "import sys; from encoders.locks import file_lock, is_locked\n"
+        "import sys; from encoders.storage import file_lock, is_locked\n"
         "with file_lock(sys.argv[1], blocking=False) as l: print('held' if l.held else 'busy' if l.busy else 'none')"
     )
     done = subprocess.run(

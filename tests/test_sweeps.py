@@ -263,7 +263,7 @@ def test_a_failed_cell_writes_a_failed_record_and_the_sweep_goes_on(tmp_path, ca
 # nox -s status: done / failed / running / missing per planned cell
 # ---------------------------------------------------------------------------------------------------------------------
 def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
-    from encoders.locks import file_lock
+    from encoders.storage import file_lock
     from experiments import status
     from experiments.records import SCHEMA_VERSION, lock_path
     from experiments.sweep import plan_sweep

@@ -9,6 +9,7 @@ import pytest
 
 import encoders
 from encoders import weights as weights_module
+from encoders.storage import weights_root
 from encoders.weights import WeightsNotFoundError, resolve_weights
 
 
@@ -17,7 +18,7 @@ def test_offline_missing_weights_name_the_file_and_the_three_fixes():
     with pytest.raises(WeightsNotFoundError) as err:
         resolve_weights(spec, "pretrained")
     message = str(err.value)
-    cache_file = weights_module.weights_dir() / "theia-base" / "model.safetensors"
+    cache_file = weights_root() / "theia-base" / "model.safetensors"
     for expected in (
         "model.safetensors",
         "theaiinstitute/theia-base-patch16-224-cdiv",
@@ -42,7 +43,7 @@ def test_without_network_the_download_is_not_retried_for_a_minute(monkeypatch):
 
 def test_a_cached_copy_is_used_before_any_download(tmp_path):
     spec = encoders.get_spec("vc1-base")
-    cached = weights_module.weights_dir() / spec.name / spec.weights.filename
+    cached = weights_root() / spec.name / spec.weights.filename
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"x")
     try:

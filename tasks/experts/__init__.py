@@ -14,13 +14,13 @@ official protocol.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from encoders.storage import sha256_file, sha256_text
 from tasks.spec import TaskSpec
 
 PARAMS_DIR = Path(__file__).parent / "params"
@@ -32,10 +32,6 @@ class ExpertMissingError(FileNotFoundError):
 
 def params_path(spec: TaskSpec) -> Path:
     return PARAMS_DIR / f"{spec.name}.npz"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_expert(spec: TaskSpec) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -76,14 +72,14 @@ def expert_info(spec: TaskSpec) -> dict:
         import inspect
 
         source = inspect.getsource(r.controller)  # a changed controller makes new demos
-        info["fingerprint"] = hashlib.sha256(source.encode()).hexdigest()[:16]
+        info["fingerprint"] = sha256_text(source)[:16]
         record = params_path(spec).with_suffix(".json")
         if record.is_file():
             info["measured"] = json.loads(record.read_text())["measured"]
         return info
     path = params_path(spec)
     if path.is_file():
-        sha = _sha256(path)
+        sha = sha256_file(path)
         with np.load(path) as z:
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
         info |= {"params": f"tasks/experts/params/{path.name}", "sha256": sha, "fingerprint": sha[:16]}

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import tasks
-from tasks.demos import SCRIPTED_SEED_BASE, _atomic_write_bytes
+from encoders.storage import atomic_write_bytes
+from tasks.demos import SCRIPTED_SEED_BASE
 from tasks.experts import as_expert, load_expert, params_path
 from tasks.experts.ars import ARSConfig, LinearPolicy, episode_return, train_ars
 from tasks.experts.recipes import recipe
@@ -89,7 +90,7 @@ def train(spec: TaskSpec, overrides: dict, episodes: int, out: Path | None = Non
         measured = measure(spec, load_expert(spec), episodes)
         path = (out / f"{spec.name}.json") if out else params_path(spec).with_suffix(".json")
         meta = {"task": spec.name, "kind": r.kind, "description": r.description, "measured": measured}
-        _atomic_write_bytes(path, (json.dumps(meta, indent=1) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(meta, indent=1) + "\n").encode())
         path.chmod(0o644)  # a package file, not a private temp file
         print(f"{spec.name} is scripted; measured and recorded in {path}\n  {_format(spec, measured)}", flush=True)
         return path
@@ -121,7 +122,7 @@ def train(spec: TaskSpec, overrides: dict, episodes: int, out: Path | None = Non
     path = (out / f"{spec.name}.npz") if out else params_path(spec)
     buffer = io.BytesIO()
     np.savez(buffer, **policy.arrays(), meta=np.asarray(json.dumps(meta)))
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     path.chmod(0o644)
     print(f"saved {path} ({seconds:.0f} s of training)\n  {_format(spec, measured)}", flush=True)
     return path
@@ -140,7 +141,7 @@ def rerecord(spec: TaskSpec, episodes: int) -> None:
     meta["measured"] = measure(spec, load_expert(spec), episodes)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays, meta=np.asarray(json.dumps(meta)))
-    _atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
     path.chmod(0o644)
     print(f"re-measured {path}\n  {_format(spec, meta['measured'])}", flush=True)
 
