@@ -25,11 +25,11 @@ def get_spec(name: str) -> EncoderSpec:
     return registry().get(name)
 
 
-def load(name: str, weights: str = "pretrained", device: str = "cpu"):
+def load(name: str, weights="pretrained", device: str = "cpu"):
     """Load a frozen encoder; see `encoders.frozen.load`."""
-    from encoders.frozen import load as _load
+    from encoders.frozen import load as load_frozen
 
-    return _load(name, weights=weights, device=device)
+    return load_frozen(name, weights=weights, device=device)
 
 
 __all__ = ["EncoderSpec", "Preprocess", "Weights", "available", "get_spec", "load"]

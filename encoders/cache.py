@@ -34,6 +34,7 @@ import numpy as np
 from encoders.storage import embeddings_root, file_digest, file_lock, temp_dir
 
 MODES = ("off", "read", "readwrite", "refresh")
+STORAGE_DTYPES = ("float32", "float16")  # how cached embeddings are stored
 FORMAT_VERSION = 1
 
 

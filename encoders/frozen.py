@@ -90,10 +90,29 @@ class FrozenEncoder:
         }
 
 
-def _device(device: str | torch.device) -> torch.device:
+class DeviceUnavailableError(ValueError):
+    """The requested device does not exist on this machine; the message names the setting and the choices."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """`auto` is CUDA when there is one, else the CPU; anything else is taken as torch spells it, and must exist."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise DeviceUnavailableError(
+            f"device={device!r} is not a device torch knows ({err}); use auto, cpu or cuda"
+        ) from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise DeviceUnavailableError(f"device={device!r}: no CUDA GPU on this machine; use device=cpu or auto")
+        if resolved.index is not None and resolved.index >= count:
+            raise DeviceUnavailableError(
+                f"device={device!r}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})"
+            )
+    return resolved
 
 
 def build_module(spec: EncoderSpec) -> nn.Module:
@@ -112,14 +131,16 @@ def _licence_notice(spec: EncoderSpec, weights: ResolvedWeights) -> None:
     )
 
 
-def load(name: str, weights: str = "pretrained", device: str | torch.device = "cpu") -> FrozenEncoder:
-    """Build encoder `name` (or alias) with `weights` = pretrained | random | <path to file or dir>."""
+def load(name: str, weights: str | ResolvedWeights = "pretrained", device: str | torch.device = "cpu") -> FrozenEncoder:
+    """Build encoder `name` (or alias) with `weights` = pretrained | random | <path to file or dir>, or
+    weights already resolved by the caller (planning resolves and hashes them once per run)."""
     spec = registry().get(name)
-    resolved = resolve_weights(spec, weights)  # fails fast, before building a large model
+    # resolving fails fast, before building a large model
+    resolved = weights if isinstance(weights, ResolvedWeights) else resolve_weights(spec, weights)
     module = build_module(spec)
     if resolved.path is not None:
         assert spec.weights is not None
         adapter = resolve(spec.weights.layout)
         load_strict(module.backbone, adapter(resolved.path, module.backbone), str(resolved.path))
     _licence_notice(spec, resolved)
-    return FrozenEncoder(spec, module, resolved, _device(device))
+    return FrozenEncoder(spec, module, resolved, resolve_device(device))

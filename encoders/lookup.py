@@ -37,3 +37,32 @@ def unknown_name(kind: str, name: str, known: Iterable[str], listing_hint: str) 
         close = [k for k in known if k.startswith(name) or name.startswith(k)][:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return UnknownNameError(f"Unknown {kind} {name!r}.{hint} See all with `{listing_hint}`.")
+
+
+def parse_key_values(argv: list[str], defaults: dict[str, Any], program: str) -> dict[str, Any]:
+    """`key=value` arguments of a session, with eval's names (`render_quality=`, not `quality=`): unknown
+    keys fail with close matches, values take the type of their default (int, float, bool), so every nox
+    session reads its settings the same way. A default of None keeps the value as a string."""
+    args = dict(defaults)
+    for token in argv:
+        key, sep, value = token.partition("=")
+        if not sep:
+            raise SystemExit(f"error: expected key=value, got {token!r} (keys: {', '.join(defaults)})")
+        if key not in defaults:
+            raise SystemExit(f"error: {unknown_name(f'{program} setting', key, defaults, f'{program} --help')}")
+        default = defaults[key]
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                args[key] = value.lower() in ("true", "1", "yes")
+            elif isinstance(default, int):
+                args[key] = int(value)
+            elif isinstance(default, float):
+                args[key] = float(value)
+            else:
+                args[key] = value
+        except ValueError:
+            kind = type(default).__name__
+            raise SystemExit(f"error: {key}={value!r} is not a valid {kind} (default: {default})") from None
+    return args

@@ -8,6 +8,7 @@ three ways to provide it. A known sha256 is enforced on every load.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -149,8 +150,20 @@ def _download_unlocked(spec: EncoderSpec, cache_file: Path) -> tuple[Path, str]:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _sha256_once(path: Path, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def checkpoint_sha256(path: Path) -> str:
+    """sha256 of a checkpoint, computed once per process for an unchanged file (checkpoints are GBs, and a
+    run resolves the same weights when planning, when loading and in every job of a sweep)."""
+    stat = path.stat()
+    return _sha256_once(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
 def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedWeights:
-    digest = sha256_file(path)
+    digest = checkpoint_sha256(path)
     expected = spec.weights.sha256 if spec.weights else None
     if expected and kind == "pretrained" and digest != expected:
         raise ChecksumMismatchError(

@@ -33,31 +33,22 @@ KEYS = {
     "encoder": "theia-tiny",
     "weights": "random",
     "task": "metaworld-assembly",
-    "quality": "faithful",
+    "render_quality": "faithful",
     "policy": "bc-mlp",
-    "episodes": None,  # lockstep batch; default: the task's CortexBench episode count
+    "eval_episodes": 0,  # lockstep batch; 0: the task's CortexBench episode count
     "steps": 6,  # evaluation steps measured per episode (>= 2)
     "reference_steps": 40,  # steps of the reference-style loop
     "demo_frames": 64,  # frames used to time demo encoding
     "workers": "auto",
-    "smoke_cell": "true",  # also time one smoke cell with a cold and a warm cache
+    "smoke_cell": True,  # also time one smoke cell with a cold and a warm cache
     "out": "results/bench",
 }
 
 
 def parse(argv: list[str]) -> dict:
-    from encoders.lookup import unknown_name
+    from encoders.lookup import parse_key_values
 
-    args = dict(KEYS)
-    for token in argv:
-        key, sep, value = token.partition("=")
-        if not sep:
-            raise SystemExit(f"error: expected key=value, got {token!r} (keys: {', '.join(KEYS)})")
-        if key not in KEYS:
-            raise SystemExit(f"error: {unknown_name('bench option', key, KEYS, 'nox -s bench -- --help')}")
-        args[key] = value
-    for key in ("steps", "reference_steps", "demo_frames"):
-        args[key] = int(args[key])
+    args = parse_key_values(argv, KEYS, "nox -s bench --")
     if args["steps"] < 2:
         raise SystemExit(
             "error: steps must be at least 2 (the harness rate is the difference of a steps- and a 1-step rollout)"
@@ -94,15 +85,15 @@ def reference_transform(spec):
 def run(args: dict) -> dict:
     import encoders
     import tasks
-    from experiments.envpool import SerialEnvPool, make_pool, task_env_factory
-    from experiments.rollout import rollout
+    from experiments.cells.envpool import SerialEnvPool, make_pool, task_env_factory
+    from experiments.cells.rollout import rollout
     from policies import build_head, input_kind
 
     encoder = encoders.load(args["encoder"], weights=args["weights"])
     spec = tasks.get(args["task"])
-    n = int(args["episodes"] or spec.eval_episodes)
+    n = args["eval_episodes"] or spec.eval_episodes
     steps, kind = args["steps"], input_kind(args["policy"])
-    factory = task_env_factory(spec.name, quality=args["quality"], horizon=spec.horizon)
+    factory = task_env_factory(spec.name, quality=args["render_quality"], horizon=spec.horizon)
     torch.manual_seed(0)
     head = build_head(
         args["policy"],
@@ -113,7 +104,7 @@ def run(args: dict) -> dict:
     ).eval()
     rng = np.random.default_rng(0)
     out: dict = {
-        "config": args | {"episodes": n},
+        "config": args | {"eval_episodes": n},
         "device": str(encoder.device),
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
@@ -124,7 +115,7 @@ def run(args: dict) -> dict:
         return o.vector if kind == "vector" else o.tokens
 
     print(
-        f"[bench] {encoder.spec.name} on {spec.name}: {n} envs in lockstep, {steps} steps, quality={args['quality']}",
+        f"[bench] {encoder.spec.name} on {spec.name}: {n} envs in lockstep, {steps} steps, quality={args['render_quality']}",
         flush=True,
     )
     pool = make_pool(factory, n, args["workers"])
@@ -201,14 +192,14 @@ def run(args: dict) -> dict:
 
     # one BC epoch at the protocol's dataset size, timed on a fraction and scaled
     out["train_epoch_s"] = _train_epoch_seconds(head, encoder.spec, spec, kind)
-    out["smoke_cell"] = _smoke_cell_times(args) if args["smoke_cell"] == "true" else None
+    out["smoke_cell"] = _smoke_cell_times(args) if args["smoke_cell"] else None
     out["projection"] = project(out, spec)
     return out
 
 
 def _train_epoch_seconds(head, encoder_spec, spec, kind: str, batches: int = 8) -> float:
-    from experiments.cell import bc_epoch
-    from experiments.features import DemoFeatures
+    from experiments.cells.bc import bc_epoch
+    from experiments.cells.features import DemoFeatures
     from policies.fusion import history_indices
 
     n_frames = spec.n_demos * spec.horizon
@@ -341,7 +332,7 @@ def markdown(r: dict) -> str:
     ]
     head = (
         f"# Benchmark: {c['encoder']} ({c['weights']} weights) on {c['task']}\n\n"
-        f"{c['episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['quality']}, "
+        f"{c['eval_episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['render_quality']}, "
         f"policy {c['policy']}; device {r['device']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads.\n\n"
     )
     table = "| measurement | value | ratio |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)

@@ -1,4 +1,4 @@
-"""`nox -s list [-- encoders|tasks|groups]`: what can be evaluated here, and what is missing."""
+"""`nox -s list [-- encoders|tasks|groups|policies]`: what can be evaluated here, and what is missing."""
 
 from __future__ import annotations
 
@@ -73,9 +73,16 @@ def groups_table() -> str:
     )
 
 
+def policies_table() -> str:
+    from policies import POLICIES
+
+    rows = [[p.name, p.input_kind, p.learning, ",".join(p.suites), p.description] for p in POLICIES.values()]
+    return _table(["policy", "input", "learning", "suites", "what"], rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="nox -s list --", description=__doc__)
-    sections = {"encoders": encoders_table, "tasks": tasks_table, "groups": groups_table}
+    sections = {"encoders": encoders_table, "tasks": tasks_table, "groups": groups_table, "policies": policies_table}
     parser.add_argument("what", nargs="*", help=f"any of {', '.join(sections)} (default: all)")
     what = parser.parse_args(argv).what or list(sections)
     unknown = [w for w in what if w not in sections]

@@ -46,6 +46,13 @@ def record_path(results_dir: str | Path, protocol: str, label: str, task: str, s
     return Path(results_dir) / "runs" / protocol / label / task / f"seed={seed}.json"
 
 
+def cell_record_path(settings, weights) -> Path:
+    """Where the record of a cell (`experiments.settings.CellSettings`) run with resolved `weights` lives."""
+    s = settings
+    label = encoder_label(s.encoder, weights.kind, weights.sha256, s.policy, s.default_policy)
+    return record_path(s.results_dir, s.protocol, label, s.task, s.seed)
+
+
 def write_record(path: Path, record: dict) -> None:
     """Write the record atomically (`encoders.storage`): readers never see half a record."""
     atomic_write_json(path, record)
@@ -65,9 +72,16 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def is_done(path: Path) -> bool:
+def read_ok_record(path: Path) -> dict | None:
+    """The record at `path` when it is finished (status ok, current schema), else None."""
     record = read_record(path)
-    return bool(record) and record.get("status") == "ok" and record.get("schema_version") == SCHEMA_VERSION
+    if isinstance(record, dict) and record.get("status") == "ok" and record.get("schema_version") == SCHEMA_VERSION:
+        return record
+    return None
+
+
+def is_done(path: Path) -> bool:
+    return read_ok_record(path) is not None
 
 
 def validate(record: dict) -> list[str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from experiments.sweep import Cell, cell_state, compose_jobs, plan_errors, plan_sweep, split_jobs
+from experiments.plan import USER_ERRORS, Cell, cell_state, compose_jobs, plan_sweep, split_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_NAME = "cortexbench"
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [*args.overrides, *rest]
     try:
         script, n = write_script(overrides, include_done=args.all, folder=args.folder, command=argv)
-    except plan_errors() as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if script is None:

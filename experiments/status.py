@@ -3,7 +3,7 @@
     nox -s status -- -m encoder=theia,vc1 task=mujoco seed=100,200,300     # -m optional
     nox -s status -- --only failed,missing encoder=...                      # just what is left to do
 
-Reads the records where `nox -s eval` writes them (same planning code, `experiments.sweep`): `ok`
+Reads the records where `nox -s eval` writes them (same planning code, `experiments.plan`): `ok`
 and `failed` come from the cell's record (failed with the error's first line), `running` means a job
 holds the cell's lock right now (on this machine, or on a shared filesystem with working locks), and
 `missing` is everything else, including cells whose job was killed. Exits 0; `--check` exits 1 unless
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments.sweep import STATES, format_counts, format_table, plan_errors, plan_sweep, split_jobs, states
+from experiments.plan import STATES, USER_ERRORS, format_counts, format_table, plan_sweep, split_jobs, states
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cells = plan_sweep(overrides)
         jobs = len(split_jobs(overrides))
-    except plan_errors() as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     table = states(cells)

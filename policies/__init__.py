@@ -1,28 +1,117 @@
-"""Policy heads trained on frozen features: CortexBench's BC MLP and Theia's conv neck for spatial tokens."""
+"""The policy table: every policy the harness trains on frozen features, in one place.
+
+A policy names what it reads from the encoder (`input_kind`), which suites it runs on, which training
+loop (cell body, `experiments/cells/`) trains it, and how its head is built. Planning checks a request
+against this table (a policy on a suite it does not support is refused before any work), and the cell
+lifecycle runs the body named here; nothing else decides which loop runs. Bodies and heads are lazy
+"module:attr" references, as in the encoder registry, so this table imports no training code.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-HEADS = {
-    "bc-mlp": "vector",  # input: fused history of the encoder's vector output
-    "bc-conv": "spatial",  # input: fused history of spatial tokens
+from encoders.lookup import resolve, unknown_name
+
+MUJOCO_SUITES = ("metaworld", "dmc", "adroit")
+HABITAT_SUITES = ("imagenav", "objectnav", "mobilepick")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    input_kind: str  # the encoder output the policy reads: "vector" (pooled / CLS) or "spatial" (tokens)
+    suites: tuple[str, ...]  # the suites whose tasks it can be trained on
+    body: str  # "module:attr" of the cell body (the training loop) that trains it
+    head: str | None = None  # "module:attr" of the head class, for heads built by `build_head`
+    learning: str = "il"  # il (imitation from demos) or rl (from interaction)
+    record_name: str | None = None  # the name in records when it differs from `name`
+    description: str = ""
+
+    def load_body(self):
+        return resolve(self.body)
+
+
+POLICIES: dict[str, PolicySpec] = {
+    p.name: p
+    for p in (
+        PolicySpec(
+            "bc-mlp",
+            "vector",
+            MUJOCO_SUITES,
+            "experiments.cells.bc:train_and_evaluate",
+            head="policies.bc_mlp:MLPHead",
+            description="CortexBench's BC head: mjrl BatchNormMLP on the fused history of the vector output",
+        ),
+        PolicySpec(
+            "bc-conv",
+            "spatial",
+            MUJOCO_SUITES,
+            "experiments.cells.bc:train_and_evaluate",
+            head="policies.bc_conv:ConvHead",
+            description="Theia's BC head: conv neck on the spatial tokens, then an MLP",
+        ),
+        PolicySpec(
+            "trifinger-mlp",
+            "vector",
+            ("trifinger",),
+            "experiments.cells.trifinger:train_and_evaluate",
+            description="CortexBench's TriFinger head: MLP 2000-2000 on fingertips + embedding (+ goal embedding)",
+        ),
+        PolicySpec(
+            "ppo",
+            "vector",
+            MUJOCO_SUITES,
+            "experiments.cells.rl:train_and_evaluate",
+            learning="rl",
+            description="stable-baselines3 PPO on frozen features",
+        ),
+        PolicySpec(
+            "sac",
+            "vector",
+            MUJOCO_SUITES,
+            "experiments.cells.rl:train_and_evaluate",
+            learning="rl",
+            description="stable-baselines3 SAC on frozen features",
+        ),
+        PolicySpec(
+            "cortexbench-habitat",
+            "spatial",
+            HABITAT_SUITES,
+            "experiments.cells.habitat:train_and_evaluate",
+            learning="rl",
+            description="CortexBench's Habitat policy, trained by habitat-baselines (ImageNav/MobilePick RL, ObjectNav IL)",
+        ),
+    )
 }
+RL_POLICIES = tuple(name for name, p in POLICIES.items() if p.learning == "rl" and p.suites == MUJOCO_SUITES)
+
+
+def get_policy(name: str) -> PolicySpec:
+    if name not in POLICIES:
+        raise unknown_name("policy", name, POLICIES, "nox -s list -- policies")
+    return POLICIES[name]
+
+
+def suite_default(suite: str) -> str | None:
+    """The only policy a suite can train, for suites with exactly one (TriFinger, Habitat); else None."""
+    only = [p.name for p in POLICIES.values() if suite in p.suites]
+    return only[0] if len(only) == 1 else None
 
 
 def input_kind(policy: str) -> str:
-    """Which encoder output a head consumes: 'vector' or 'spatial'."""
-    if policy not in HEADS:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {sorted(HEADS)}")
-    return HEADS[policy]
+    """Which encoder output a policy consumes: 'vector' or 'spatial'."""
+    return get_policy(policy).input_kind
 
 
 def build_head(policy: str, *, history: int, encoder_spec, proprio_dim: int, action_dim: int, **hparams) -> nn.Module:
-    """Construct a head for `policy` sized for the encoder and task."""
-    if input_kind(policy) == "vector":
-        from policies.bc_mlp import MLPHead
-
-        return MLPHead(history, encoder_spec.embed_dim, proprio_dim, action_dim, **hparams)
-    from policies.bc_conv import ConvHead
-
-    return ConvHead(history, encoder_spec.token_dim, encoder_spec.grid, proprio_dim, action_dim, **hparams)
+    """Construct the BC head of `policy` sized for the encoder and task."""
+    spec = get_policy(policy)
+    if spec.head is None:
+        raise ValueError(f"policy {policy!r} has no BC head to build (its cell body builds its own model)")
+    head = resolve(spec.head)
+    if spec.input_kind == "vector":
+        return head(history, encoder_spec.embed_dim, proprio_dim, action_dim, **hparams)
+    return head(history, encoder_spec.token_dim, encoder_spec.grid, proprio_dim, action_dim, **hparams)

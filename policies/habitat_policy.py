@@ -1,6 +1,6 @@
 """CortexBench's Habitat policy (the VC-1 paper's ImageNav / ObjectNav / MobilePick agents) on a frozen
 encoder from this harness's registry. Plain torch: it runs (and is tested) without habitat installed;
-`experiments/habitat_cell.py` plugs it into habitat-baselines' trainers.
+`experiments/cells/habitat.py` plugs it into habitat-baselines' trainers.
 
 Facts from the reference code (read, not copied), eai-vc @ e782c35:
 `cortexbench/habitat_vc/habitat_vc/{visual_encoder.py, rl/policy.py (EAINet), il/objectnav/visual_policy.py
@@ -310,7 +310,7 @@ class HabitatInputs(nn.Module):
     """Everything before the recurrent state encoder: frozen visual encoder(s) + compression + fc, goal and
     state embeddings, previous-action embedding -> one vector per step ([B, output_size]).
 
-    The habitat-baselines adapters (`experiments/habitat_cell.py`) put this in front of habitat-baselines'
+    The habitat-baselines adapters (`experiments/cells/habitat.py`) put this in front of habitat-baselines'
     own RNN state encoder and heads; `HabitatPolicy` puts it in front of ours."""
 
     def __init__(self, encoder, cfg: HabitatPolicyConfig, input_norm: str = "running"):

@@ -1,7 +1,7 @@
 """Reinforcement-learning heads on frozen features: a stable-baselines3 `VecEnv` whose observations
 are frozen-encoder features, and the model builders for `policy=ppo|sac`.
 
-`FrozenFeatureVecEnv` wraps an env pool (`experiments.envpool`: N task environments stepped together,
+`FrozenFeatureVecEnv` wraps an env pool (`experiments.cells.envpool`: N task environments stepped together,
 in this process or in worker processes). Every `step_wait` runs ONE batched encoder forward over the
 frames of all N environments, then fuses each environment's frame history exactly as the imitation
 heads see it (FLARE deltas over the last K embeddings, `policies.fusion`) and appends proprioception:
@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepRetu
 
 from policies.fusion import fuse
 
-ALGORITHMS = ("ppo", "sac")  # `policy=` values (experiments.protocol.RL_POLICIES), trained by experiments/rl_cell.py
+ALGORITHMS = ("ppo", "sac")  # `policy=` values (experiments.protocol.RL_POLICIES), trained by experiments/cells/rl.py
 
 
 class FrozenFeatureVecEnv(VecEnv):
@@ -179,7 +179,7 @@ def build_model(policy: str, venv: VecEnv, hyperparameters: dict, seed: int, dev
 
 
 class DeterministicActor(torch.nn.Module):
-    """An SB3 model as a head for `experiments.rollout`: (fused history [1,K,D], proprio [1,P]) -> action.
+    """An SB3 model as a head for `experiments.cells.rollout`: (fused history [1,K,D], proprio [1,P]) -> action.
 
     The observation is assembled exactly as `FrozenFeatureVecEnv` assembles it; actions are the
     deterministic ones (PPO: the Gaussian mean, clipped to the action space; SAC: tanh of the mean).

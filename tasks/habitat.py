@@ -3,8 +3,8 @@
 `cortexbench/habitat_vc`, `cortexbench/habitat2_vc`).
 
 These tasks do not run through the harness's gymnasium loops: habitat-baselines trains and evaluates them
-(`experiments/habitat_cell.py`, `nox -s eval-habitat`) with the harness's frozen encoder inside the
-CortexBench policy (`policies/habitat_policy.py`) and configs translated by `experiments/habitat_config.py`.
+(`experiments/cells/habitat.py`, `nox -s eval-habitat`) with the harness's frozen encoder inside the
+CortexBench policy (`policies/habitat_policy.py`) and configs translated by `experiments/cells/habitat_config.py`.
 They need what cannot come from PyPI: habitat-sim (conda), the habitat-lab forks CortexBench pins, eai-vc's
 task code, and the scene / episode datasets. A spec lists all of it; `nox -s list` shows what is missing and
 every run that lacks something fails with the exact commands (`HabitatTaskSpec.require_simulator`).

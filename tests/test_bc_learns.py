@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 import tasks
-from experiments.cell import bc_epoch
-from experiments.envpool import SerialEnvPool
-from experiments.features import DemoFeatures
-from experiments.rollout import rollout
+from experiments.cells.bc import bc_epoch
+from experiments.cells.envpool import SerialEnvPool
+from experiments.cells.features import DemoFeatures
+from experiments.cells.rollout import rollout
 from policies.bc_mlp import MLPHead
 from policies.fusion import history_indices
 

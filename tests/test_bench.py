@@ -13,8 +13,8 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
     args = [
         "encoder=random-vit-tiny",
         "task=metaworld-drawer-open",
-        "quality=fast",
-        "episodes=2",
+        "render_quality=fast",
+        "eval_episodes=2",
         "steps=2",
         "reference_steps=2",
         "demo_frames=4",

@@ -8,8 +8,8 @@ from hydra import compose, initialize_config_module
 
 import encoders
 import tasks
-from experiments.cell import run_cell
-from experiments.protocol import resolve_settings
+from experiments.cells import run_cell
+from experiments.settings import resolve_settings
 
 
 class CountingEncoder:

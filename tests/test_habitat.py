@@ -25,7 +25,7 @@ import torch
 
 import encoders
 import tasks
-from experiments.habitat_config import CORTEXBENCH_POLICY, habitat_config, key_paths, scale
+from experiments.cells.habitat_config import CORTEXBENCH_POLICY, habitat_config, key_paths, scale
 from policies.habitat_policy import (
     HABITAT_POLICIES,
     RNNStateEncoder,
@@ -124,14 +124,14 @@ def test_missing_data_is_named_item_by_item(monkeypatch, tmp_path):
 def test_habitat_cells_go_to_habitat_baselines(tmp_path):
     from hydra import compose, initialize_config_module
 
-    from experiments.eval import cell_runner
-    from experiments.habitat_cell import run_habitat_cell
-    from experiments.protocol import resolve_settings
+    from experiments.settings import resolve_settings
+    from policies import get_policy
 
     with initialize_config_module("experiments.conf", version_base=None):
         cfg = compose("config", overrides=["encoder=random-vit-tiny", "task=mobilepick-replicacad", "protocol=smoke"])
     s = resolve_settings(cfg, MOBILEPICK, encoders.get_spec("random-vit-tiny"), 100)
-    assert cell_runner(s) is run_habitat_cell
+    assert s.policy == s.default_policy == "cortexbench-habitat"
+    assert get_policy(s.policy).body == "experiments.cells.habitat:train_and_evaluate"
 
 
 def test_gymnasium_entry_points_say_where_habitat_runs():
@@ -474,8 +474,8 @@ def test_habitat_smoke_cell_end_to_end(tmp_path, tiny):
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from experiments.habitat_cell import run_habitat_cell
-    from experiments.protocol import resolve_settings
+    from experiments.cells import run_cell
+    from experiments.settings import resolve_settings
 
     if IMAGENAV.missing_data():
         pytest.skip("ImageNav data missing")
@@ -483,6 +483,6 @@ def test_habitat_smoke_cell_end_to_end(tmp_path, tiny):
         cfg = compose("config", overrides=["encoder=random-vit-tiny", f"task={IMAGENAV.name}", "protocol=smoke",
                                            f"results_dir={tmp_path}", "weights=random"])  # fmt: skip
     s = resolve_settings(cfg, IMAGENAV, tiny.spec, 100)
-    record = run_habitat_cell(s, tiny, OmegaConf.to_container(cfg, resolve=True))
+    record = run_cell(s, tiny, config=OmegaConf.to_container(cfg, resolve=True))
     assert record["status"] == "ok", record["error"]
     assert record["scores"]["per_eval"] and record["feature_norm_entropy"]["value"] >= 0

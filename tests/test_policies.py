@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from encoders.lookup import UnknownNameError
 from policies import build_head, input_kind
 from policies.bc_conv import ConvHead
 from policies.bc_mlp import BatchNormMLP
@@ -96,6 +97,6 @@ def test_heads_are_chosen_by_the_output_they_consume():
     assert input_kind("bc-mlp") == "vector" and input_kind("bc-conv") == "spatial"
     mlp = build_head("bc-mlp", history=3, encoder_spec=spec, proprio_dim=4, action_dim=4)
     assert mlp.mlp.fc_layers[0].in_features == 3 * 192 + 4
-    with pytest.raises(ValueError, match="unknown policy"):
+    with pytest.raises(UnknownNameError, match="Unknown policy 'bc-transformer'"):
         input_kind("bc-transformer")
     assert np.isfinite(mlp.eval()(torch.randn(2, 3, 192), torch.randn(2, 4)).detach().numpy()).all()

@@ -12,10 +12,12 @@ from hydra import compose, initialize_config_module
 
 import encoders
 import tasks
-from experiments.envpool import ProcessEnvPool, SerialEnvPool, task_env_factory
-from experiments.protocol import RL_POLICIES, resolve_settings
+from experiments.cells import run_cell
+from experiments.cells.envpool import ProcessEnvPool, SerialEnvPool, task_env_factory
+from experiments.cells.rl import TRAIN_SEED_OFFSET, training_seeds
 from experiments.records import validate
-from experiments.rl_cell import TRAIN_SEED_OFFSET, run_rl_cell, training_seeds
+from experiments.settings import SettingError, resolve_settings
+from policies import RL_POLICIES, get_policy
 from policies.fusion import fuse
 from policies.rl import ALGORITHMS, FrozenFeatureVecEnv
 
@@ -154,11 +156,10 @@ def test_rl_settings_come_from_the_protocol_rl_block(tmp_path):
     sac = settings(tmp_path, "sac", "protocol.rl.sac.learning_starts=7")
     assert sac.rl.kwargs()["learning_starts"] == 7 and "n_steps" not in sac.rl.kwargs()
     assert next(training_seeds(100)) == 100 + TRAIN_SEED_OFFSET
-    from experiments.cell import run_cell
-    from experiments.eval import cell_runner
-
-    assert cell_runner(s) is run_rl_cell and cell_runner(sac) is run_rl_cell
-    assert cell_runner(settings(tmp_path, "bc-mlp")) is run_cell
+    # The policy table sends RL policies to the RL loop and BC heads to the BC loop.
+    rl_body, bc_body = "experiments.cells.rl:train_and_evaluate", "experiments.cells.bc:train_and_evaluate"
+    assert get_policy(s.policy).body == rl_body and get_policy(sac.policy).body == rl_body
+    assert get_policy(settings(tmp_path, "bc-mlp").policy).body == bc_body
 
 
 @pytest.mark.slow
@@ -171,7 +172,7 @@ def test_rl_settings_come_from_the_protocol_rl_block(tmp_path):
 )
 def test_rl_cell_writes_a_record_like_il_cells(tmp_path, tiny, policy, budget):
     s = settings(tmp_path, policy, *budget, "protocol.rl.ppo.batch_size=6", "protocol.rl.sac.batch_size=4")
-    record = run_rl_cell(s, tiny)
+    record = run_cell(s, tiny)
     assert record["status"] == "ok", record["error"]
     path = tmp_path / "runs" / "smoke" / f"random-vit-tiny+{policy}" / TASK / "seed=100.json"
     assert record["_path"] == str(path)
@@ -199,7 +200,9 @@ def test_rl_cell_writes_a_record_like_il_cells(tmp_path, tiny, policy, budget):
     assert saved["provenance"]["packages"]["stable-baselines3"]
 
 
-def test_rl_cell_refuses_a_non_rl_policy(tmp_path, tiny):
-    s = settings(tmp_path, "bc-mlp")
-    record = run_rl_cell(s, tiny)
-    assert record["status"] == "failed" and "not an RL policy" in record["error"]["message"]
+def test_rl_policies_are_refused_where_they_do_not_train():
+    """RL heads train on the gymnasium MuJoCo suites; asking for one elsewhere fails when planning, before any work."""
+    with initialize_config_module("experiments.conf", version_base=None):
+        cfg = compose("config", overrides=["encoder=random-vit-tiny", "task=trifinger-reach-cube", "policy=ppo"])
+    with pytest.raises(SettingError, match="policy=ppo does not train on trifinger"):
+        resolve_settings(cfg, tasks.get("trifinger-reach-cube"), encoders.get_spec("random-vit-tiny"), 100)

@@ -9,8 +9,8 @@ import torch
 
 import encoders
 import tasks
-from experiments.envpool import ProcessEnvPool, SerialEnvPool, make_pool, task_env_factory
-from experiments.rollout import rollout
+from experiments.cells.envpool import ProcessEnvPool, SerialEnvPool, make_pool, task_env_factory
+from experiments.cells.rollout import rollout
 from policies import build_head
 
 TASK, HORIZON, SEEDS = "metaworld-assembly", 12, [7, 8, 9]

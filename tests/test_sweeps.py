@@ -67,7 +67,7 @@ def records(results_dir: Path) -> dict[tuple[str, int], Path]:
 # ---------------------------------------------------------------------------------------------------------------------
 def test_groups_encoders_and_seeds_expand_to_one_job_per_cell():
     import tasks
-    from experiments.sweep import plan_sweep, split_jobs
+    from experiments.plan import plan_sweep, split_jobs
 
     argv = ["-m", "encoder=random-vit-tiny,theia-tiny", "task=mujoco", "seed=100,200,300", "weights=random"]
     jobs = split_jobs(argv)
@@ -88,7 +88,7 @@ def test_groups_encoders_and_seeds_expand_to_one_job_per_cell():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from experiments.sweep import CONF_DIR, compose_jobs
+    from experiments.plan import CONF_DIR, compose_jobs
 
     mixed = split_jobs([*argv, "protocol=smoke,theia", "protocol.epochs=7", "+note=x", "hydra/launcher=local"])
     sample = mixed[:3] + mixed[-3:]
@@ -265,8 +265,8 @@ def test_a_failed_cell_writes_a_failed_record_and_the_sweep_goes_on(tmp_path, ca
 def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
     from encoders.storage import file_lock
     from experiments import status
+    from experiments.plan import plan_sweep
     from experiments.records import SCHEMA_VERSION, lock_path
-    from experiments.sweep import plan_sweep
 
     args = [
         "encoder=random-vit-tiny",

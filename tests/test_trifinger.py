@@ -256,7 +256,7 @@ def test_protocols_give_trifinger_its_own_head_and_schedule():
     from hydra import compose, initialize_config_dir
 
     import encoders
-    from experiments.protocol import resolve_settings
+    from experiments.settings import resolve_settings
 
     spec = encoders.get_spec("random-vit-tiny")
     with initialize_config_dir(config_dir=str(REPO / "experiments" / "conf"), version_base=None):

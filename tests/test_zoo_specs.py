@@ -16,7 +16,7 @@ import encoders
 from encoders.frozen import build_module
 from encoders.preprocess import preprocess
 from encoders.radio import RadioCodeMissingError
-from experiments.protocol import policy_for
+from experiments.settings import policy_for
 from tests.conftest import REPO, build_for_shapes
 
 ZOO = [s for s in encoders.available() if s.family != "random"]

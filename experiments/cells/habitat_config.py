@@ -3,7 +3,7 @@ read, with CortexBench's values (reference/cortexbench.md section 3).
 
 - ImageNav and ObjectNav (the `nav` stack: habitat-lab v0.2.1, yacs configs with UPPERCASE keys): one nested
   dict in the layout of eai-vc's `habitat_vc.config.get_config()` (trainer keys, with the task under
-  `TASK_CONFIG`), merged by `experiments/habitat_cell.py` onto that function's defaults.
+  `TASK_CONFIG`), merged by `experiments/cells/habitat.py` onto that function's defaults.
 - MobilePick (the `rearrange` stack: habitat-lab 0.2.3-era, Hydra structured configs, lowercase keys): one
   nested dict of overrides for the composed `benchmark/rearrange/pick` config (`habitat.*` and
   `habitat_baselines.*`), as eai-vc's `habitat2_vc` configs set them.
@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-CORTEXBENCH_POLICY = "CortexBenchHabitatPolicy"  # registered in habitat-baselines by experiments/habitat_cell.py
+CORTEXBENCH_POLICY = "CortexBenchHabitatPolicy"  # registered in habitat-baselines by experiments/cells/habitat.py
 
 # --- ImageNav: DD-PPO (habitat_vc `mddppo`), 500M steps, 10 envs per GPU ---------------------------------
 IMAGENAV_PPO = {

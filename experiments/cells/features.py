@@ -12,12 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from encoders.cache import EmbeddingCache
+from encoders.cache import STORAGE_DTYPES, EmbeddingCache
 from encoders.stats import sample_frames, token_norms
 from policies.fusion import fuse, history_indices
 from tasks.demos import DemoSet
-
-STORAGE_DTYPES = ("float32", "float16")
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Episode i is seeded seed + i and keeps its own frame history, so the per-episode results are those
 of running the episodes one after another (tests/test_rollout.py checks this). Actions are the
 policy's deterministic output (the mean action, as `eval_mode=True` in mjrl's `sample_paths`).
-The environments live in an env pool (`experiments.envpool`), in this process or in workers.
+The environments live in an env pool (`experiments.cells.envpool`), in this process or in workers.
 """
 
 from __future__ import annotations

@@ -28,17 +28,13 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-import tasks
 from encoders.stats import entropy_record, token_norms
-from experiments.cell_common import cell_path, error_info, new_record, resolve_device, seed_everything, timed
-from experiments.habitat_config import CORTEXBENCH_POLICY, habitat_config
-from experiments.protocol import CellSettings
-from experiments.records import encoder_label, is_done, read_record, write_record
+from experiments.cells import CellRun
+from experiments.cells.habitat_config import CORTEXBENCH_POLICY, habitat_config
 from policies.habitat_policy import HabitatInputs, policy_config
 from tasks.habitat import data_root
 
@@ -291,120 +287,98 @@ def working_directory(path: Path):
         os.chdir(previous)
 
 
-def run_habitat_cell(s: CellSettings, encoder, config: dict | None = None) -> dict:
-    """Train and evaluate one Habitat cell with habitat-baselines and write its record (skips finished cells)."""
+def forget_encoder() -> None:
     global _ENCODER
-    path = cell_path(s, encoder.weights.kind, encoder.weights.sha256)
-    if not s.overwrite and is_done(path):
-        return read_record(path) | {"_skipped": True, "_path": str(path)}
-    task = tasks.get(s.task)
+    _ENCODER = None
+
+
+def train_and_evaluate(run: CellRun) -> None:
+    """Train and evaluate one Habitat cell with habitat-baselines; fills `run.record`."""
+    global _ENCODER
+    s, encoder, task, record = run.settings, run.encoder, run.task, run.record
     suite = task.suite
-    record = new_record(
-        s,
-        encoder,
-        task,
-        output_used="spatial",
-        policy="cortexbench-habitat",
-        device=resolve_device(s.device),
-        config=config,
-        headline="best",
-        rendered=False,
-        provenance_extra={"habitat_data": str(data_root())},
+    record["protocol"]["headline"] = "best"
+    del record["provenance"]["render"]  # habitat-sim renders inside habitat-lab, with its own settings
+    record["provenance"]["habitat_data"] = str(data_root())
+    task.require_simulator()
+    run_dir = (Path(s.results_dir) / "habitat" / s.protocol / run.label / s.task / f"seed={s.seed}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    link = run_dir / "data"  # the reference's relative `data/...` paths resolve through this link
+    if not link.exists():
+        link.symlink_to(data_root().resolve(), target_is_directory=True)
+    block = ((record["provenance"]["config"] or {}).get("protocol") or {}).get("habitat")
+    train_cfg = habitat_config(suite, s.seed, str(run_dir), "train", block)
+    eval_cfg = habitat_config(suite, s.seed, str(run_dir), "eval", block)
+    record["habitat_config"] = {"train": train_cfg, "eval": eval_cfg}
+    record["policy"]["hyperparameters"] = {"config": str(policy_config(suite)), "trainer": task.trainer}
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    _ENCODER = encoder
+    run.resources.callback(forget_encoder)
+    _FRAMES.clear()
+    recorder = MetricRecorder()
+
+    with working_directory(run_dir):
+        if task.stack == "nav":
+            register_nav_policies()
+            import habitat_vc.utils
+
+            for module_name in ("habitat_vc.rl.ppo_trainer", "habitat_vc.il.objectnav.il_ddp_trainer",
+                                "habitat_vc.il.objectnav.il_trainer"):  # fmt: skip
+                __import__(module_name)
+                sys.modules[module_name].wandb = recorder
+            habitat_vc.utils.wandb = recorder
+            with run.timed("train"):
+                nav_trainer(train_cfg).train()
+            trainer = nav_trainer(eval_cfg)
+            folder = Path(eval_cfg["EVAL_CKPT_PATH_DIR"])
+        else:
+            register_rearrange_policy()
+            with run.timed("train"):
+                rearrange_trainer(train_cfg, run_dir).train()
+            trainer = rearrange_trainer(eval_cfg, run_dir)
+            folder = Path(eval_cfg["habitat_baselines"]["eval_ckpt_path_dir"])
+
+        found = dict(checkpoints(folder))
+        if not found:
+            raise RuntimeError(f"training wrote no checkpoint into {folder}")
+        evaluations = []
+        for index in evaluated(sorted(found), EVAL_EVERY[suite]):
+            before = len(recorder.logged)
+            with run.timed("eval"):
+                if task.stack == "nav":
+                    trainer._eval_checkpoint(str(found[index]), checkpoint_index=index)
+                else:
+                    trainer._eval_checkpoint(str(found[index]), recorder, checkpoint_index=index)
+            metrics = {k: v for row in recorder.logged[before:] for k, v in row.items() if k != "step"}
+            success = next((v for k, v in metrics.items() if k.split("/")[-1] == SUCCESS_KEY[suite]), None)
+            if success is None:
+                raise RuntimeError(
+                    f"no '{SUCCESS_KEY[suite]}' metric in the evaluation of checkpoint {index}: {sorted(metrics)}"
+                )
+            evaluations.append((index, 100.0 * success, metrics))
+
+    best = max(evaluations, key=lambda e: e[1])
+    record["scores"] = {
+        "metric": task.metric,
+        "headline": "best",  # the max over evaluated checkpoints (habitat2_vc analysis/retrieve_results.py)
+        "unit": "checkpoint",
+        "final": evaluations[-1][1],
+        "best": best[1],
+        "best_epoch": best[0],
+        "final_epoch": evaluations[-1][0],
+        "per_eval": [[i, v] for i, v, _ in evaluations],
+        "metrics": {str(i): m for i, _, m in evaluations},
+        "train_loss": [],
+    }
+    meta = Path(eval_cfg.get("EVAL", {}).get("meta_file", "")) if task.stack == "nav" else None
+    record["episodes"] = (
+        {"final": json.loads(meta.read_text())}
+        if meta and meta.is_file()
+        else {"note": "per-episode results are not exported by this trainer; see scores.metrics"}
     )
-    timing = record["timing"]
-    start = time.perf_counter()
-    try:
-        if s.policy != s.default_policy:
-            raise ValueError(f"{task.name} trains CortexBench's Habitat policy; drop policy={s.policy}")
-        task.require_simulator()
-        seed_everything(s.seed)
-        label = encoder_label(s.encoder, encoder.weights.kind, encoder.weights.sha256, s.policy, s.default_policy)
-        run_dir = (Path(s.results_dir) / "habitat" / s.protocol / label / s.task / f"seed={s.seed}").resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        link = run_dir / "data"  # the reference's relative `data/...` paths resolve through this link
-        if not link.exists():
-            link.symlink_to(data_root().resolve(), target_is_directory=True)
-        block = ((config or {}).get("protocol") or {}).get("habitat")
-        train_cfg = habitat_config(suite, s.seed, str(run_dir), "train", block)
-        eval_cfg = habitat_config(suite, s.seed, str(run_dir), "eval", block)
-        record["habitat_config"] = {"train": train_cfg, "eval": eval_cfg}
-        record["policy"]["hyperparameters"] = {"config": str(policy_config(suite)), "trainer": task.trainer}
-        os.environ.setdefault("WANDB_MODE", "disabled")
-        _ENCODER = encoder
-        _FRAMES.clear()
-        recorder = MetricRecorder()
-
-        with working_directory(run_dir):
-            if task.stack == "nav":
-                register_nav_policies()
-                import habitat_vc.utils
-
-                for module_name in ("habitat_vc.rl.ppo_trainer", "habitat_vc.il.objectnav.il_ddp_trainer",
-                                    "habitat_vc.il.objectnav.il_trainer"):  # fmt: skip
-                    __import__(module_name)
-                    sys.modules[module_name].wandb = recorder
-                habitat_vc.utils.wandb = recorder
-                with timed(timing, "train"):
-                    nav_trainer(train_cfg).train()
-                trainer = nav_trainer(eval_cfg)
-                folder = Path(eval_cfg["EVAL_CKPT_PATH_DIR"])
-            else:
-                register_rearrange_policy()
-                with timed(timing, "train"):
-                    rearrange_trainer(train_cfg, run_dir).train()
-                trainer = rearrange_trainer(eval_cfg, run_dir)
-                folder = Path(eval_cfg["habitat_baselines"]["eval_ckpt_path_dir"])
-
-            found = dict(checkpoints(folder))
-            if not found:
-                raise RuntimeError(f"training wrote no checkpoint into {folder}")
-            evaluations = []
-            for index in evaluated(sorted(found), EVAL_EVERY[suite]):
-                before = len(recorder.logged)
-                with timed(timing, "eval"):
-                    if task.stack == "nav":
-                        trainer._eval_checkpoint(str(found[index]), checkpoint_index=index)
-                    else:
-                        trainer._eval_checkpoint(str(found[index]), recorder, checkpoint_index=index)
-                metrics = {k: v for row in recorder.logged[before:] for k, v in row.items() if k != "step"}
-                success = next((v for k, v in metrics.items() if k.split("/")[-1] == SUCCESS_KEY[suite]), None)
-                if success is None:
-                    raise RuntimeError(
-                        f"no '{SUCCESS_KEY[suite]}' metric in the evaluation of checkpoint {index}: {sorted(metrics)}"
-                    )
-                evaluations.append((index, 100.0 * success, metrics))
-
-        best = max(evaluations, key=lambda e: e[1])
-        record["scores"] = {
-            "metric": task.metric,
-            "headline": "best",  # the max over evaluated checkpoints (habitat2_vc analysis/retrieve_results.py)
-            "unit": "checkpoint",
-            "final": evaluations[-1][1],
-            "best": best[1],
-            "best_epoch": best[0],
-            "final_epoch": evaluations[-1][0],
-            "per_eval": [[i, v] for i, v, _ in evaluations],
-            "metrics": {str(i): m for i, _, m in evaluations},
-            "train_loss": [],
+    if _FRAMES:
+        frames = torch.cat(_FRAMES)[:ENTROPY_FRAMES].to(torch.uint8).numpy()
+        norms = token_norms(encoder.encode(frames).tokens.numpy())
+        record["feature_norm_entropy"] = entropy_record(norms, s.entropy_bins) | {
+            "frames": f"the first {len(frames)} RGB frames the policy saw (training rollouts)"
         }
-        meta = Path(eval_cfg.get("EVAL", {}).get("meta_file", "")) if task.stack == "nav" else None
-        record["episodes"] = (
-            {"final": json.loads(meta.read_text())}
-            if meta and meta.is_file()
-            else {"note": "per-episode results are not exported by this trainer; see scores.metrics"}
-        )
-        if _FRAMES:
-            frames = torch.cat(_FRAMES)[:ENTROPY_FRAMES].to(torch.uint8).numpy()
-            norms = token_norms(encoder.encode(frames).tokens.numpy())
-            record["feature_norm_entropy"] = entropy_record(norms, s.entropy_bins) | {
-                "frames": f"the first {len(frames)} RGB frames the policy saw (training rollouts)"
-            }
-        record["status"] = "ok"
-    except Exception as err:
-        record["error"] = error_info(err)
-    finally:
-        _ENCODER = None
-        timing["total"] = round(time.perf_counter() - start, 3)
-    write_record(path, record)
-    record["_path"] = str(path)
-    return record
