@@ -20,10 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments import leaderboard
+from experiments.leaderboard.__main__ import main
+from experiments.leaderboard.collect import PROTOCOL_CONFIGS
+from experiments.leaderboard.outputs import OUTPUTS, Inputs, generate
+from tests.conftest import REPO
 
 DATA = Path(__file__).parent / "data" / "leaderboard"
 RUNS, PUBLISHED, EXPECTED = DATA / "runs", DATA / "published", DATA / "expected"
+FIXTURES = Inputs(runs=RUNS, published=PUBLISHED, protocols=REPO / PROTOCOL_CONFIGS, root=REPO)
 MALFORMED = "theia/theia-base/metaworld-drawer-open/seed=100.json"
 OTHER_SCHEMA = "theia/vc1-large/metaworld-drawer-open/seed=100.json"
 
@@ -32,7 +36,7 @@ OTHER_SCHEMA = "theia/vc1-large/metaworld-drawer-open/seed=100.json"
 def built(tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("board")
     warn = io.StringIO()
-    leaderboard.generate(RUNS, out, PUBLISHED, warn=warn, draw=False)
+    generate(FIXTURES, out, warn=warn, draw=False)
     return out, warn.getvalue()
 
 
@@ -44,7 +48,7 @@ def _rows(out: Path) -> dict[tuple[str, ...], dict[str, str]]:
 
 def test_golden_markdown_and_csv(built):
     out, _ = built
-    for name in leaderboard.OUTPUTS:
+    for name in OUTPUTS:
         assert (out / name).read_text() == (EXPECTED / name).read_text(), f"{name} differs from the golden file"
 
 
@@ -52,40 +56,40 @@ def test_aggregates_match_hand_computed_values(built):
     out, _ = built
     rows = _rows(out)
 
-    def cell(protocol, selection, label, name, source="ours"):
-        return rows[(protocol, selection, source, label, name)]
+    def entry(protocol, selection, label, column, source="ours"):
+        return rows[(protocol, selection, source, label, column)]
 
     # theia-base, metaworld-assembly, seeds 100/200/300: best 80, 88, 96 -> mean 88, SE = 8 / sqrt(3)
-    r = cell("theia", "best", "theia-base", "metaworld-assembly")
+    r = entry("theia", "best", "theia-base", "metaworld-assembly")
     assert (r["value"], r["se"], r["n_seeds"]) == ("88.00", f"{8 / math.sqrt(3):.2f}", "3")
     assert (r["published"], r["delta"]) == ("93.33", f"{88 - 93.33:.2f}")
     assert r["feature_norm_entropy"] == f"{(3.1 + 3.2 + 3.3) / 3:.4f}" and r["task_version"] == "1"
     # final 76, 84, 92 -> 84; hammer best 90, 100 -> 95 with SE = sqrt(50) / sqrt(2) = 5; final 90, 96 -> 93, SE 3
-    assert cell("theia", "final", "theia-base", "metaworld-assembly")["value"] == "84.00"
-    r = cell("theia", "best", "theia-base", "metaworld-hammer")
+    assert entry("theia", "final", "theia-base", "metaworld-assembly")["value"] == "84.00"
+    r = entry("theia", "best", "theia-base", "metaworld-hammer")
     assert (r["value"], r["se"], r["n_seeds"], r["delta"]) == ("95.00", "5.00", "2", f"{95 - 98.67:.2f}")
-    assert (cell("theia", "final", "theia-base", "metaworld-hammer")["se"]) == "3.00"
+    assert (entry("theia", "final", "theia-base", "metaworld-hammer")["se"]) == "3.00"
     # one seed: no standard error
-    r = cell("theia", "best", "theia-base", "dmc-walker-stand")
+    r = entry("theia", "best", "theia-base", "dmc-walker-stand")
     assert (r["value"], r["se"], r["n_seeds"]) == ("50.50", "", "1")
     # IQM over the 6 runs 50.5, 80, 88, 90, 96, 100: one cut at each end -> (80 + 88 + 90 + 96) / 4
-    r = cell("theia", "best", "theia-base", "iqm")
+    r = entry("theia", "best", "theia-base", "iqm")
     assert r["value"] == f"{(80 + 88 + 90 + 96) / 4:.2f}" and r["note"] == "3 tasks, 6 runs"
     assert float(r["ci_low"]) <= 88.5 <= float(r["ci_high"])
     # suites need all their tasks; cortexbench vc1-large has the whole MetaWorld suite at one seed each
-    assert cell("theia", "best", "theia-base", "suite:metaworld")["note"] == "missing"
-    r = cell("cortexbench", "best", "vc1-large", "suite:metaworld")
+    assert entry("theia", "best", "theia-base", "suite:metaworld")["note"] == "missing"
+    r = entry("cortexbench", "best", "vc1-large", "suite:metaworld")
     assert (r["value"], r["published"], r["delta"]) == ("87.00", "88.8", "-1.80")  # (90+80+70+100+95)/5
     assert (r["ci_low"], r["ci_high"]) == ("87.00", "87.00")  # one seed per task: nothing to resample
     # mixed task versions (v1 seed 100, v2 seed 200) are reported, not averaged
-    r = cell("theia", "best", "vc1-large", "metaworld-hammer")
+    r = entry("theia", "best", "vc1-large", "metaworld-hammer")
     assert r["value"] == "" and r["note"] == "mixed task versions 1, 2: not averaged"
     # published rows: printed values keep their decimals, recalled ones are marked
-    assert cell("cortexbench", "best", "vc1-large", "suite:adroit", "published")["note"] == "recalled"
-    assert cell("theia", "best", "theia-base", "iqm", "published")["note"] == "n/a"
+    assert entry("cortexbench", "best", "vc1-large", "suite:adroit", "published")["note"] == "recalled"
+    assert entry("theia", "best", "theia-base", "iqm", "published")["note"] == "n/a"
 
 
-def test_markdown_shows_cells_entropy_correlation_and_missing(built):
+def test_markdown_shows_entries_entropy_correlation_and_missing(built):
     out, _ = built
     md = (out / "leaderboard.md").read_text()
     assert "| Theia-B | ours | 88.00 ± 4.62 (3) | 95.00 ± 5.00 (2) | 50.50 ± - (1) |" in md
@@ -128,7 +132,7 @@ def test_cli_reports_a_malformed_record_and_still_writes_the_tables(tmp_path, ca
     runs = tmp_path / "runs"
     shutil.copytree(RUNS, runs)
     (runs / "theia" / "theia-base" / "metaworld-hammer" / "seed=200.json").write_text("[1, 2")
-    code = leaderboard.main(["--runs", str(runs), "--out", str(tmp_path / "out"), "--published", str(PUBLISHED)])
+    code = main(["--runs", str(runs), "--out", str(tmp_path / "out"), "--published", str(PUBLISHED)])
     err = capsys.readouterr().err
     assert code == 0
     assert f"skipped {runs / 'theia/theia-base/metaworld-hammer/seed=200.json'}" in err
@@ -140,8 +144,8 @@ def test_cli_reports_a_malformed_record_and_still_writes_the_tables(tmp_path, ca
 
 def test_two_runs_give_byte_identical_files(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    leaderboard.generate(RUNS, first, PUBLISHED, warn=None)
-    leaderboard.generate(RUNS, second, PUBLISHED, warn=None)
+    generate(FIXTURES, first, warn=None)
+    generate(FIXTURES, second, warn=None)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert {"leaderboard.md", "leaderboard.csv", "figures/theia-entropy.svg", "figures/theia-gmacs.svg"} <= {
         p.as_posix() for p in files
@@ -152,47 +156,48 @@ def test_two_runs_give_byte_identical_files(tmp_path):
     svg = (first / "figures" / "theia-entropy.svg").read_text()
     assert "<dc:date>" not in svg and "Pearson r" in svg
     before = {rel: (first / rel).read_bytes() for rel in files}
-    leaderboard.generate(RUNS, first, PUBLISHED, warn=None)  # rewriting in place changes nothing
+    generate(FIXTURES, first, warn=None)  # rewriting in place changes nothing
     assert {rel: (first / rel).read_bytes() for rel in files} == before
 
 
 def test_check_passes_when_current_and_fails_with_a_diff_when_stale(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--runs", str(RUNS), "--out", str(out), "--published", str(PUBLISHED)]
-    assert leaderboard.main(args) == 0
+    assert main(args) == 0
     capsys.readouterr()
-    assert leaderboard.main([*args, "--check"]) == 0
+    assert main([*args, "--check"]) == 0
     assert "up to date" in capsys.readouterr().err
 
     md = out / "leaderboard.md"
     md.write_text(md.read_text().replace("88.00 ± 4.62 (3)", "99.00 ± 4.62 (3)"))
-    assert leaderboard.main([*args, "--check"]) == 1
+    assert main([*args, "--check"]) == 1
     err = capsys.readouterr().err
     assert (
         "leaderboard.md: differs" in err and "-| Theia-B | ours | 99.00" in err and "+| Theia-B | ours | 88.00" in err
     )
 
-    assert leaderboard.main(args) == 0
+    assert main(args) == 0
     (out / "figures" / "theia-entropy.svg").unlink()
     (out / "figures" / "old-suites.svg").write_text("<svg/>")
-    assert leaderboard.main([*args, "--check"]) == 1
+    assert main([*args, "--check"]) == 1
     err = capsys.readouterr().err
     assert "figures/theia-entropy.svg: missing" in err and "figures/old-suites.svg: in" in err
 
-    leaderboard.main(args)
+    main(args)
     runs = tmp_path / "runs"  # a new record makes the tables stale
     shutil.copytree(RUNS, runs)
     new = runs / "theia/theia-base/dmc-walker-stand/seed=200.json"
     new.write_text(new.parent.joinpath("seed=100.json").read_text().replace('"seed": 100', '"seed": 200'))
     capsys.readouterr()
-    assert leaderboard.main(["--runs", str(runs), "--out", str(out), "--published", str(PUBLISHED), "--check"]) == 1
+    assert main(["--runs", str(runs), "--out", str(out), "--published", str(PUBLISHED), "--check"]) == 1
     assert "leaderboard.csv: differs" in capsys.readouterr().err
 
 
 def test_no_records_gives_the_published_rows(tmp_path):
     """A clean clone has no records: the tables still hold every published row (with the real data)."""
     out = tmp_path / "out"
-    leaderboard.generate(tmp_path / "no-runs", out, draw=False)
+    real = Inputs(tmp_path / "no-runs", REPO / "results" / "published", REPO / PROTOCOL_CONFIGS, REPO)
+    generate(real, out, draw=False)
     md = (out / "leaderboard.md").read_text()
     assert "(0 files: 0 ok, 0 failed, 0 not usable)" in md
     assert "| Theia-B | published | `theia-base` | 13/13 | n/a | 90.13† | 79.12† | 62.67† |" in md

@@ -1,5 +1,5 @@
 """The published numbers in `results/published/`: the Theia paper's per-task Table 12 regenerates its
-headline numbers, the papers' printed aggregates are checked against their own cells, and the loader
+headline numbers, the papers' printed aggregates are checked against their own entries, and the loader
 refuses malformed files."""
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ import shutil
 
 import pytest
 
-from experiments import published as published_mod
-from experiments.board import MUJOCO12, Collection, build
+from experiments.leaderboard import published as published_mod
+from experiments.leaderboard.build import MUJOCO12, build
+from experiments.leaderboard.collect import PROTOCOL_CONFIGS, Collection, protocol_headlines
+from tests.conftest import REPO
+
+PUBLISHED_DIR = REPO / "results" / "published"
 
 # shared/reference/theia.md §3.4: the 12-task mean and the MetaWorld / DMC / Adroit means derived from the
 # Theia paper's Table 12 (the paper prints the per-task numbers; Theia-T's 78.86 is the 78.9 of its Table 3a).
@@ -40,7 +44,7 @@ THEIA_HEADLINES = {
 
 @pytest.fixture(scope="module")
 def theia():
-    board = build(Collection(), published_mod.load())
+    board = build(Collection(), published_mod.load(PUBLISHED_DIR), protocol_headlines(REPO / PROTOCOL_CONFIGS))
     protocol = next(p for p in board.protocols if p.protocol == "theia")
     return protocol
 
@@ -52,19 +56,19 @@ def test_table12_per_task_numbers_regenerate_the_theia_headline_numbers(theia):
     rows = {r.model: r for r in table.rows if r.source == "published"}
     assert set(THEIA_HEADLINES) <= set(rows)
     for model, (overall, metaworld, dmc, adroit) in THEIA_HEADLINES.items():
-        cells = rows[model].cells
-        got = tuple(f"{cells[k].value:.2f}" for k in (MUJOCO12, "suite:metaworld", "suite:dmc", "suite:adroit"))
+        entries = rows[model].entries
+        got = tuple(f"{entries[k].value:.2f}" for k in (MUJOCO12, "suite:metaworld", "suite:dmc", "suite:adroit"))
         assert got == (overall, metaworld, dmc, adroit), model
-        assert all(cells[k].note == "derived" for k in (MUJOCO12, "suite:metaworld", "suite:dmc", "suite:adroit"))
-        assert sum(1 for t in published_mod.load().mujoco12() if cells[t].note == "printed") == 12
-    ranking = sorted(THEIA_HEADLINES, key=lambda m: -rows[m].cells[MUJOCO12].value)
+        assert all(entries[k].note == "derived" for k in (MUJOCO12, "suite:metaworld", "suite:dmc", "suite:adroit"))
+        assert sum(1 for t in published_mod.load(PUBLISHED_DIR).mujoco12() if entries[t].note == "printed") == 12
+    ranking = sorted(THEIA_HEADLINES, key=lambda m: -rows[m].entries[MUJOCO12].value)
     assert ranking[:3] == ["Theia-B", "Theia-S", "R3M"] and ranking[-1] == "MVP-L"
 
 
 def test_theia_table1_means_match_tables_12_and_13_except_two_known_entries(theia):
     """Table 1's 14-task mean = 12 MuJoCo tasks + Reach-Cube + ImageNav. It is reproduced for four models;
     VC-1-L-sp and E-RADIO do not match the per-task tables (shared/reference/theia.md §3.4)."""
-    printed = {model: (p.value, r.value) for model, cell, p, r in theia.printed if cell == "mean:theia14"}
+    printed = {model: (p.value, r.value) for model, column, p, r in theia.printed if column == "mean:theia14"}
     recomputed = {model: f"{r:.2f}" for model, (_, r) in printed.items()}
     assert recomputed == {
         "Theia-B": "79.79",
@@ -79,21 +83,21 @@ def test_theia_table1_means_match_tables_12_and_13_except_two_known_entries(thei
 
 
 def test_vc1_model_card_mean_success_is_the_mean_of_its_seven_columns():
-    board = build(Collection(), published_mod.load())
+    board = build(Collection(), published_mod.load(PUBLISHED_DIR), protocol_headlines(REPO / PROTOCOL_CONFIGS))
     cortexbench = next(p for p in board.protocols if p.protocol == "cortexbench")
-    checked = [(m, p.value, r.value) for m, cell, p, r in cortexbench.printed if cell == "mean:cortexbench7"]
+    checked = [(m, p.value, r.value) for m, column, p, r in cortexbench.printed if column == "mean:cortexbench7"]
     assert len(checked) == 8
     for model, printed, recomputed in checked:  # printed columns are rounded to 0.1
         assert abs(printed - recomputed) <= 0.07, model
     vc1 = next(r for r in cortexbench.tables[0].rows if r.label == "vc1-large")
-    assert vc1.cells["suite:metaworld"].value == 88.8 and vc1.cells["suite:metaworld"].note == "printed"
+    assert vc1.entries["suite:metaworld"].value == 88.8 and vc1.entries["suite:metaworld"].note == "printed"
 
 
 def test_published_files_are_complete_and_mapped():
-    data = published_mod.load()
+    data = published_mod.load(PUBLISHED_DIR)
     assert len(data.mujoco12()) == 12 and {t.suite for t in data.tasks} == {"metaworld", "dmc", "adroit", "trifinger"}
     table12 = [v for v in data.values if v.source == "theia-table12"]
-    assert len(table12) == 12 * 20 and all(v.status == "printed" and v.cell in data.mujoco12() for v in table12)
+    assert len(table12) == 12 * 20 and all(v.status == "printed" and v.column in data.mujoco12() for v in table12)
     label = re.compile(r"^[a-z0-9][a-z0-9.-]*(@random|@file-[0-9a-f]{8})?(\+[a-z0-9-]+)?$")
     for model in data.models:
         assert model.label is None or label.match(model.label), model
@@ -113,7 +117,7 @@ def test_published_files_are_complete_and_mapped():
 )
 def test_loader_names_the_file_and_row_of_a_bad_value(tmp_path, file, find, replace, message):
     folder = tmp_path / "published"
-    shutil.copytree(published_mod.PUBLISHED_DIR, folder)
+    shutil.copytree(PUBLISHED_DIR, folder)
     text = (folder / file).read_text()
     assert find in text
     (folder / file).write_text(text.replace(find, replace, 1))

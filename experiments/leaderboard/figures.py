@@ -12,8 +12,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments import aggregate
-from experiments.board import Board, Cell, Table, entropy_points, gmacs_points, row_score
+from experiments.leaderboard import stats
+from experiments.leaderboard.build import Board, Entry, Table, entropy_points, gmacs_points, row_score
 
 FIGURE_SUFFIX = ".svg"
 SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
@@ -25,7 +25,7 @@ PANELS_PER_LINE = 4
 class Figure:
     protocol: str
     kind: str  # suites | entropy | gmacs
-    name: str  # file name under results/figures/
+    name: str  # file name in the figures folder
     caption: str
     notes: tuple[str, ...] = field(default=())
 
@@ -40,7 +40,7 @@ def plan(board: Board) -> list[Figure]:
     for protocol in board.protocols:
         table = protocol.tables[0]
         name = protocol.protocol
-        if any(row.cells.get(f"suite:{s}", Cell()).value is not None for row in table.rows for s in table.suites):
+        if any(row.entries.get(f"suite:{s}", Entry()).value is not None for row in table.rows for s in table.suites):
             figures.append(
                 Figure(
                     name,
@@ -52,7 +52,7 @@ def plan(board: Board) -> list[Figure]:
             )
         points = entropy_points(table)
         if points:
-            corr = aggregate.correlation([p[1] for p in points], [p[2] for p in points])
+            corr = stats.correlation([p[1] for p in points], [p[2] for p in points])
             figures.append(
                 Figure(
                     name,
@@ -85,7 +85,7 @@ def plan(board: Board) -> list[Figure]:
     return figures
 
 
-def _coefficients(corr: aggregate.Correlation) -> str:
+def _coefficients(corr: stats.Correlation) -> str:
     if corr.pearson is None:
         return f"n = {corr.n}: correlation not defined"
     return f"n = {corr.n}, Pearson r = {corr.pearson:.3f}, Spearman ρ = {corr.spearman:.3f}"
@@ -93,7 +93,7 @@ def _coefficients(corr: aggregate.Correlation) -> str:
 
 def _suites(axes, table: Table, suites: list[str], suite_names: dict[str, str]) -> None:
     """One panel per suite, every row on the same y position in every panel (labels on the left panels)."""
-    rows = [r for r in table.rows if any(r.cells.get(f"suite:{s}", Cell()).value is not None for s in suites)]
+    rows = [r for r in table.rows if any(r.entries.get(f"suite:{s}", Entry()).value is not None for s in suites)]
     positions = list(range(len(rows)))[::-1]
     for i, ax in enumerate(axes.flat):
         if i >= len(suites):
@@ -101,14 +101,14 @@ def _suites(axes, table: Table, suites: list[str], suite_names: dict[str, str]) 
             continue
         key = f"suite:{suites[i]}"
         for pos, row in zip(positions, rows, strict=True):
-            cell = row.cells.get(key, Cell())
-            if cell.value is None:
+            entry = row.entries.get(key, Entry())
+            if entry.value is None:
                 continue
             ours = row.source == "ours"
-            ax.barh(pos, cell.value, color=OURS_COLOR if ours else PUBLISHED_COLOR, height=0.7)
-            if cell.low is not None:
-                error = [[cell.value - cell.low], [cell.high - cell.value]]
-                ax.errorbar(cell.value, pos, xerr=error, color="black", capsize=2, linewidth=0.8)
+            ax.barh(pos, entry.value, color=OURS_COLOR if ours else PUBLISHED_COLOR, height=0.7)
+            if entry.low is not None:
+                error = [[entry.value - entry.low], [entry.high - entry.value]]
+                ax.errorbar(entry.value, pos, xerr=error, color="black", capsize=2, linewidth=0.8)
         ax.set_yticks(positions, [_label(r) for r in rows], fontsize=7)
         ax.tick_params(axis="y", labelleft=i % axes.shape[1] == 0)
         ax.set_ylim(-0.7, len(rows) - 0.3)
@@ -160,7 +160,7 @@ def render(figures: list[Figure], board: Board, suite_names: dict[str, str], out
                 suites = [
                     s
                     for s in table.suites
-                    if any(r.cells.get(f"suite:{s}", Cell()).value is not None for r in table.rows)
+                    if any(r.entries.get(f"suite:{s}", Entry()).value is not None for r in table.rows)
                 ]
                 ncols = min(PANELS_PER_LINE, len(suites))
                 nrows = -(-len(suites) // ncols)

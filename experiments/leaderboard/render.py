@@ -1,6 +1,6 @@
-"""Render a `Board` as `results/leaderboard.md` and `results/leaderboard.csv`.
+"""Render a `Board` as the text of `leaderboard.md` and `leaderboard.csv` (writing them is the caller's).
 
-Deterministic by construction: rows and columns come sorted from `experiments.board`, floats are
+Deterministic by construction: rows and columns come sorted from `experiments.leaderboard.build`, floats are
 formatted with fixed decimals, and nothing depends on the clock, the machine or the working folder
 (record paths are shown relative to the runs folder). The columns are explained in `results/README.md`.
 """
@@ -10,9 +10,19 @@ from __future__ import annotations
 import csv
 import io
 
-from experiments import aggregate
-from experiments.board import IQM, MUJOCO12, SUITES_MEAN, Board, Cell, ProtocolBoard, Row, Table, entropy_points
-from experiments.figures import Figure
+from experiments.leaderboard import stats
+from experiments.leaderboard.build import (
+    IQM,
+    MUJOCO12,
+    SUITES_MEAN,
+    Board,
+    Entry,
+    ProtocolBoard,
+    Row,
+    Table,
+    entropy_points,
+)
+from experiments.leaderboard.figures import Figure
 
 MISSING = "–"
 NO_SE = "-"
@@ -55,20 +65,20 @@ def number(value: float | None, decimals: int = 2, signed: bool = False) -> str:
     return text
 
 
-def cell_text(cell: Cell | None, with_se: bool = True, interval: bool = False) -> str:
-    """A cell as shown in the markdown tables: task cells with SE and seed count, IQM with its interval."""
-    if cell is None or cell.value is None:
-        return "n/a" if cell is not None and cell.note == "n/a" else MISSING
-    text = number(cell.value, cell.decimals)
-    if cell.note == "derived":
+def entry_text(entry: Entry | None, with_se: bool = True, interval: bool = False) -> str:
+    """An entry as shown in the markdown tables: task entries with SE and seed count, IQM with its interval."""
+    if entry is None or entry.value is None:
+        return "n/a" if entry is not None and entry.note == "n/a" else MISSING
+    text = number(entry.value, entry.decimals)
+    if entry.note == "derived":
         return text + DERIVED_MARK
-    if cell.note == "recalled":
+    if entry.note == "recalled":
         return text + RECALLED_MARK
-    if interval and cell.low is not None:
-        return f"{text} [{number(cell.low)}, {number(cell.high)}]"
-    if with_se and cell.n is not None:
-        se = number(cell.se) if cell.se is not None else NO_SE
-        return f"{text} ± {se} ({cell.n})"
+    if interval and entry.low is not None:
+        return f"{text} [{number(entry.low)}, {number(entry.high)}]"
+    if with_se and entry.n is not None:
+        se = number(entry.se) if entry.se is not None else NO_SE
+        return f"{text} ± {se} ({entry.n})"
     return text
 
 
@@ -107,7 +117,7 @@ def _summary(table: Table, suite_names: dict[str, str]) -> list[str]:
     lines = _header(columns)
     for row in table.rows:
         present = len(row.tasks_present(table.tasks))
-        cells = [row.cells.get(f"suite:{s}") for s in table.suites] + [row.cells.get(k) for k in AGGREGATE_NAMES]
+        entries = [row.entries.get(f"suite:{s}") for s in table.suites] + [row.entries.get(k) for k in AGGREGATE_NAMES]
         lines.append(
             _line(
                 [
@@ -116,8 +126,8 @@ def _summary(table: Table, suite_names: dict[str, str]) -> list[str]:
                     f"`{row.label}`" if row.label else MISSING,
                     f"{present}/{len(table.tasks)}",
                     _seeds(row),
-                    *(cell_text(c, with_se=False) for c in cells[:-1]),
-                    cell_text(cells[-1], with_se=False, interval=True),  # the IQM
+                    *(entry_text(e, with_se=False) for e in entries[:-1]),
+                    entry_text(entries[-1], with_se=False, interval=True),  # the IQM
                 ]
             )
         )
@@ -127,7 +137,7 @@ def _summary(table: Table, suite_names: dict[str, str]) -> list[str]:
 def _per_task(table: Table) -> list[str]:
     lines = _header(["model", "source", *table.tasks])
     for row in table.rows:
-        lines.append(_line([row.model, row.source, *(cell_text(row.cells.get(t)) for t in table.tasks)]))
+        lines.append(_line([row.model, row.source, *(entry_text(row.entries.get(t)) for t in table.tasks)]))
     return lines
 
 
@@ -138,8 +148,8 @@ def _comparison(table: Table, suite_names: dict[str, str]) -> list[str]:
         other = _counterpart(table, row)
         if other is None:
             continue
-        for cell in table.columns:
-            ours, theirs = row.cells.get(cell), other.cells.get(cell)
+        for column in table.columns:
+            ours, theirs = row.entries.get(column), other.entries.get(column)
             if ours is None or theirs is None or ours.value is None or theirs.value is None:
                 continue
             lines.append(
@@ -147,9 +157,9 @@ def _comparison(table: Table, suite_names: dict[str, str]) -> list[str]:
                     [
                         row.model,
                         f"`{row.label}`",
-                        names.get(cell, cell),
-                        cell_text(ours),
-                        cell_text(theirs),
+                        names.get(column, column),
+                        entry_text(ours),
+                        entry_text(theirs),
                         number(ours.value - theirs.value, signed=True),
                     ]
                 )
@@ -164,7 +174,7 @@ def _entropy(table: Table) -> list[str]:
     lines = _header(["model", "label", "feature-norm entropy (nats)", "score", "score over"])
     for row, entropy, score, basis in points:
         lines.append(_line([row.model, f"`{row.label}`", number(entropy, 4), number(score), basis]))
-    corr = aggregate.correlation([p[1] for p in points], [p[2] for p in points])
+    corr = stats.correlation([p[1] for p in points], [p[2] for p in points])
     if corr.pearson is None:
         lines += ["", f"Correlation: not defined for {corr.n} point(s) (needs 3 or more, not all equal)."]
     else:
@@ -181,13 +191,15 @@ def _printed(board: ProtocolBoard) -> list[str]:
     if not board.printed:
         return []
     lines = _header(["model", "aggregate", "printed", "recomputed from the printed cells", "printed − recomputed"])
-    for model, cell, printed, recomputed in board.printed:
+    for model, column, printed, recomputed in board.printed:
         diff = (
             number(printed.value - recomputed.value, signed=True)
             if printed.value is not None and recomputed.value is not None
             else MISSING
         )
-        lines.append(_line([model, PRINTED_NAMES.get(cell, cell), cell_text(printed), cell_text(recomputed), diff]))
+        lines.append(
+            _line([model, PRINTED_NAMES.get(column, column), entry_text(printed), entry_text(recomputed), diff])
+        )
     return lines
 
 
@@ -266,7 +278,7 @@ def render_markdown(
         f"{malformed} not usable) and the published numbers in `{published_label}/`. Record paths below are "
         f"relative to `{runs_label}/`.",
         "",
-        LEGEND.format(reps=aggregate.BOOTSTRAP_REPS, seed=aggregate.BOOTSTRAP_SEED),
+        LEGEND.format(reps=stats.BOOTSTRAP_REPS, seed=stats.BOOTSTRAP_SEED),
         "",
     ]
     for protocol in board.protocols:
@@ -277,7 +289,7 @@ def render_markdown(
 
 
 def render_csv(board: Board) -> str:
-    """Long format: one line per (protocol, selection, row, cell), missing cells included."""
+    """Long format: one line per (protocol, selection, row, column), missing entries included."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -285,14 +297,14 @@ def render_csv(board: Board) -> str:
         for table in protocol.tables:
             for row in table.rows:
                 other = _counterpart(table, row)
-                extra = [c for c in row.cells if c not in table.columns]
-                for cell_name in table.columns + sorted(extra):
-                    cell = row.cells.get(cell_name, Cell())
-                    theirs = other.cells.get(cell_name) if other else None
+                extra = [c for c in row.entries if c not in table.columns]
+                for column in table.columns + sorted(extra):
+                    entry = row.entries.get(column, Entry())
+                    theirs = other.entries.get(column) if other else None
                     published = theirs.value if theirs is not None else None
-                    delta = cell.value - published if cell.value is not None and published is not None else None
-                    note = cell.note
-                    if cell.value is None and note == "missing" and row.source == "published" and cell_name == IQM:
+                    delta = entry.value - published if entry.value is not None and published is not None else None
+                    note = entry.note
+                    if entry.value is None and note == "missing" and row.source == "published" and column == IQM:
                         note = "n/a"
                     writer.writerow(
                         [
@@ -302,16 +314,16 @@ def render_csv(board: Board) -> str:
                             row.model,
                             row.source,
                             row.label or "",
-                            cell_name,
-                            number(cell.value, cell.decimals),
-                            number(cell.se),
-                            "" if cell.n is None else cell.n,
-                            number(cell.low),
-                            number(cell.high),
+                            column,
+                            number(entry.value, entry.decimals),
+                            number(entry.se),
+                            "" if entry.n is None else entry.n,
+                            number(entry.low),
+                            number(entry.high),
                             number(published, theirs.decimals) if theirs is not None else "",
                             number(delta),
-                            number(cell.entropy, 4),
-                            cell.version or "",
+                            number(entry.entropy, 4),
+                            entry.version or "",
                             note,
                         ]
                     )

@@ -1,37 +1,32 @@
-"""From run records and published numbers to leaderboard rows: what each table cell holds.
+"""The board model: from collected runs and published numbers to protocols, tables, rows and entries.
 
-- Records are read from `<runs>/<protocol>/<label>/<task>/seed=<seed>.json` and checked with
-  `experiments.records.validate` (unknown schema versions are rejected). A record that cannot be used is
-  reported by path and skipped; the others still count. Only `status: ok` records are aggregated;
-  failed ones are listed.
 - Per (protocol, label, task): mean and standard error over seeds, for both the `best` and the `final`
   evaluation. A group whose records carry different task versions is reported and not averaged.
 - Per row: suite means (mean of task means, only when every task of the suite is there), the Theia-style
   12-task MuJoCo mean, the VC-1-style mean of suite means (over every suite the harness runs), and the
-  IQM over all runs with a stratified-bootstrap 95% interval (`experiments.aggregate`).
+  IQM over all runs with a stratified-bootstrap 95% interval (`experiments.leaderboard.stats`).
 - Protocols are never mixed: every protocol has its own tables (the smoke protocol included).
-- Published rows hold the printed values of `results/published/`; suite and 12-task means computed
+- Published rows hold the printed values of the published data; suite and 12-task means computed
   from printed per-task values are marked `derived`.
+
+An `Entry` is one value of a leaderboard table (one row, one column), not an evaluation cell.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from experiments import aggregate
-from experiments.published import Published
-from experiments.records import SCHEMA_VERSION, validate
+from experiments.leaderboard import stats
+from experiments.leaderboard.collect import PROTOCOL_CONFIGS, SELECTIONS, Collection, Problem, Run
+from experiments.leaderboard.published import Published, Source
 
-SELECTIONS = ("best", "final")
 MUJOCO12 = "mean:mujoco12"
 SUITES_MEAN = "mean:suites"
 IQM = "iqm"
-# How the papers' printed aggregates are recomputed from their own cells (for the "printed aggregates" table):
+# How the papers' printed aggregates are recomputed from their own entries (for the "printed aggregates" table):
 # Theia Table 1's 14-task mean = the 12 MuJoCo tasks + Reach-Cube + ImageNav (paper §4.1, Tables 12 and 13);
 # the VC-1 model card's "Mean Success" = the mean of its 7 benchmark columns.
 PRINTED_AGGREGATES = {
@@ -43,132 +38,8 @@ PRINTED_AGGREGATES = {
 
 
 @dataclass(frozen=True)
-class Run:
-    """One ok record, reduced to what the leaderboard uses."""
-
-    path: Path
-    protocol: str
-    label: str
-    encoder: str
-    task: str
-    suite: str
-    version: object
-    seed: int
-    best: float
-    final: float
-    headline: str | None
-    entropy: float | None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A record that was not aggregated, or a group that was not averaged, and why."""
-
-    kind: str  # malformed | failed | mixed-versions | conflict
-    path: str  # relative to the runs folder
-    message: str
-
-
-@dataclass
-class Collection:
-    runs: list[Run] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    files: int = 0
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _parse(path: Path, rel: str) -> Run | Problem:
-    """A record file -> Run, or the Problem that keeps it out."""
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return Problem("malformed", rel, f"not readable JSON ({type(err).__name__}: {err})")
-    if not isinstance(record, dict):
-        return Problem("malformed", rel, "not a JSON object")
-    if record.get("schema_version") != SCHEMA_VERSION:
-        return Problem(
-            "malformed",
-            rel,
-            f"schema_version {record.get('schema_version')!r} is not {SCHEMA_VERSION}, the version this "
-            "leaderboard reads; rerun the cell with this harness (overwrite=true)",
-        )
-    issues = validate(record)
-    if issues:
-        return Problem("malformed", rel, "; ".join(issues))
-    parts = Path(rel).parts
-    if len(parts) != 4 or not parts[3].startswith("seed="):
-        return Problem("malformed", rel, "not at <protocol>/<label>/<task>/seed=<seed>.json")
-    protocol, label, task_dir, _ = parts
-    try:
-        task, encoder, scores = record["task"], record["encoder"], record["scores"]
-        names = (record["protocol"]["name"], task["name"], task["suite"], encoder["name"])
-    except (KeyError, TypeError) as err:
-        return Problem("malformed", rel, f"missing protocol.name, task.name/suite or encoder.name ({err})")
-    if record["status"] == "failed":
-        error = record.get("error") or {}
-        message = error.get("message", "") if isinstance(error, dict) else str(error)
-        kind = error.get("type", "error") if isinstance(error, dict) else "error"
-        first_line = (str(message).strip().splitlines() or [""])[0][:160]
-        return Problem("failed", rel, f"{kind}: {first_line}".rstrip(": "))
-    if (names[0], names[1]) != (protocol, task_dir):
-        return Problem(
-            "malformed", rel, f"the record says protocol {names[0]!r} task {names[1]!r}; its path says otherwise"
-        )
-    if not isinstance(scores, dict) or not all(_finite(scores.get(k)) for k in SELECTIONS):
-        return Problem("malformed", rel, "status ok but scores.best / scores.final are not finite numbers")
-    if not isinstance(record.get("seed"), int) or parts[3] != f"seed={record['seed']}.json":
-        return Problem("malformed", rel, f"seed {record.get('seed')!r} does not match the file name")
-    entropy = record.get("feature_norm_entropy")
-    entropy = entropy.get("value") if isinstance(entropy, dict) else None
-    return Run(
-        path=path,
-        protocol=protocol,
-        label=label,
-        encoder=str(names[3]),
-        task=str(names[1]),
-        suite=str(names[2]),
-        version=task.get("version"),
-        seed=record["seed"],
-        best=float(scores["best"]),
-        final=float(scores["final"]),
-        headline=scores.get("headline") or (record["protocol"] or {}).get("headline"),
-        entropy=float(entropy) if _finite(entropy) else None,
-    )
-
-
-STDERR = "stderr"  # resolved when called, so that redirected streams (pytest's capsys) are honoured
-
-
-def collect(runs_dir: str | Path, warn=STDERR) -> Collection:
-    """Every record under `runs_dir`; unusable ones are reported (by path, on `warn`: a stream, STDERR or
-    None) and skipped."""
-    warn = sys.stderr if warn == STDERR else warn
-    runs_dir = Path(runs_dir)
-    out = Collection()
-    if not runs_dir.is_dir():
-        return out
-    for path in sorted(runs_dir.rglob("seed=*.json")):
-        out.files += 1
-        rel = path.relative_to(runs_dir).as_posix()
-        parsed = _parse(path, rel)
-        if isinstance(parsed, Problem):
-            out.problems.append(parsed)
-            if warn is not None and parsed.kind == "malformed":
-                print(f"leaderboard: skipped {path}: {parsed.message}", file=warn)
-        else:
-            out.runs.append(parsed)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------- cells and rows
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell. `value` None: missing (or `note` = "n/a": does not apply)."""
+class Entry:
+    """One value of a table (row x column). `value` None: missing (or `note` = "n/a": does not apply)."""
 
     value: float | None = None
     se: float | None = None
@@ -178,7 +49,7 @@ class Cell:
     note: str = "missing"
     decimals: int = 2
     entropy: float | None = None
-    version: str | None = None  # the task version of our task cells
+    version: str | None = None  # the task version of our task entries
 
 
 @dataclass
@@ -186,7 +57,7 @@ class Row:
     model: str  # display name: the published name, or our label when it has no published counterpart
     source: str  # ours | published
     label: str | None
-    cells: dict[str, Cell]
+    entries: dict[str, Entry]
     seeds: tuple[int, int] | None = None  # (fewest, most) seeds over the row's tasks
     entropy: float | None = None  # mean feature-norm entropy over the row's ok records
     gmacs: float | None = None
@@ -196,7 +67,7 @@ class Row:
         return (self.model.lower(), 0 if self.source == "ours" else 1, self.label or "")
 
     def tasks_present(self, tasks: list[str]) -> list[str]:
-        return [t for t in tasks if self.cells.get(t, Cell()).value is not None]
+        return [t for t in tasks if self.entries.get(t, Entry()).value is not None]
 
 
 @dataclass
@@ -217,83 +88,67 @@ class Table:
 
 @dataclass
 class ProtocolBoard:
+    """One protocol's section: its tables (both selections), the papers' printed aggregates, what is missing."""
+
     protocol: str
     headline: str
     headline_from: str
     tables: list[Table]  # headline selection first
-    printed: list[tuple[str, str, Cell, Cell]]  # (model, cell, printed, recomputed)
+    printed: list[tuple[str, str, Entry, Entry]]  # (model, column, printed, recomputed)
     missing: list[str]  # lines for the "missing and failed" list
-    sources: list
+    sources: list[Source]
 
 
 @dataclass
 class Board:
+    """Every protocol's section, with the records that were not used and the record counts."""
+
     protocols: list[ProtocolBoard]
     problems: list[Problem]
     files: int
     ok: int
 
 
-def protocol_headline(protocol: str) -> str | None:
-    """The `headline` of `experiments/conf/protocol/<protocol>.yaml`, following its `defaults` chain."""
-    from omegaconf import OmegaConf
-
-    conf_dir = Path(__file__).resolve().parent / "conf" / "protocol"
-    seen = set()
-    queue = [protocol]
-    while queue:
-        name = queue.pop(0)
-        path = conf_dir / f"{name}.yaml"
-        if name in seen or not path.is_file():
-            continue
-        seen.add(name)
-        cfg = OmegaConf.to_container(OmegaConf.load(path))
-        if cfg.get("headline"):
-            return str(cfg["headline"])
-        queue += [d for d in cfg.get("defaults", []) if isinstance(d, str) and d != "_self_"]
-    return None
-
-
-def _suite_cells(cells: dict[str, Cell], suite_tasks: dict[str, list[str]], groups=None) -> dict[str, Cell]:
-    """Suite means (all tasks present), the 12-task mean and the mean of suite means, from task cells.
+def _suite_entries(entries: dict[str, Entry], suite_tasks: dict[str, list[str]], groups=None) -> dict[str, Entry]:
+    """Suite means (all tasks present), the 12-task mean and the mean of suite means, from task entries.
 
     `groups` (task -> seed values) gives bootstrap intervals for our rows; published rows have none.
     """
     note = "" if groups is not None else "derived"
-    out: dict[str, Cell] = {}
+    out: dict[str, Entry] = {}
 
     for suite, tasks in suite_tasks.items():
         key = f"suite:{suite}"
-        if key in cells:  # printed by the paper
+        if key in entries:  # printed by the paper
             continue
-        if all(cells.get(t, Cell()).value is not None for t in tasks):
-            out[key] = _mean_cell([cells[t].value for t in tasks], tasks, None, groups, note)
+        if all(entries.get(t, Entry()).value is not None for t in tasks):
+            out[key] = _mean_entry([entries[t].value for t in tasks], tasks, None, groups, note)
     return out
 
 
-def _mean_cell(values: list[float], tasks: list[str], weights, groups, note: str) -> Cell:
+def _mean_entry(values: list[float], tasks: list[str], weights, groups, note: str) -> Entry:
     """The plain mean of `values`, with a bootstrap interval over `tasks` when seed values are known."""
-    estimate = aggregate.mean(values)
+    estimate = stats.mean(values)
     if groups is None:
-        return Cell(estimate, note=note)
-    interval = aggregate.mean_of_means_interval([groups[t] for t in tasks], weights=weights)
-    return Cell(estimate, low=interval.low, high=interval.high, note=note)
+        return Entry(estimate, note=note)
+    interval = stats.mean_of_means_interval([groups[t] for t in tasks], weights=weights)
+    return Entry(estimate, low=interval.low, high=interval.high, note=note)
 
 
 def _aggregates(
-    cells: dict[str, Cell], suite_tasks: dict[str, list[str]], mujoco12: list[str], groups=None
-) -> dict[str, Cell]:
+    entries: dict[str, Entry], suite_tasks: dict[str, list[str]], mujoco12: list[str], groups=None
+) -> dict[str, Entry]:
     note = "" if groups is not None else "derived"
-    out = _suite_cells(cells, suite_tasks, groups)
-    merged = cells | out
-    present = [t for t in mujoco12 if merged.get(t, Cell()).value is not None]
-    if mujoco12 and len(present) == len(mujoco12) and MUJOCO12 not in cells:
-        out[MUJOCO12] = _mean_cell([merged[t].value for t in mujoco12], mujoco12, None, groups, note)
+    out = _suite_entries(entries, suite_tasks, groups)
+    merged = entries | out
+    present = [t for t in mujoco12 if merged.get(t, Entry()).value is not None]
+    if mujoco12 and len(present) == len(mujoco12) and MUJOCO12 not in entries:
+        out[MUJOCO12] = _mean_entry([merged[t].value for t in mujoco12], mujoco12, None, groups, note)
     suite_keys = [f"suite:{s}" for s in suite_tasks]
-    if suite_keys and all(merged.get(k, Cell()).value is not None for k in suite_keys) and SUITES_MEAN not in cells:
+    if suite_keys and all(merged.get(k, Entry()).value is not None for k in suite_keys) and SUITES_MEAN not in entries:
         tasks = [t for s in suite_tasks for t in suite_tasks[s]]
         weights = [1.0 / (len(suite_tasks) * len(suite_tasks[s])) for s in suite_tasks for _ in suite_tasks[s]]
-        out[SUITES_MEAN] = _mean_cell([merged[k].value for k in suite_keys], tasks, weights, groups, note)
+        out[SUITES_MEAN] = _mean_entry([merged[k].value for k in suite_keys], tasks, weights, groups, note)
     return out
 
 
@@ -322,14 +177,14 @@ def _our_rows(
         by_task: dict[str, list[Run]] = defaultdict(list)
         for run in by_label[label]:
             by_task[run.task].append(run)
-        cells: dict[str, Cell] = {}
+        entries: dict[str, Entry] = {}
         groups: dict[str, list[float]] = {}
         seed_counts = []
         for task in sorted(by_task):
             task_runs = sorted(by_task[task], key=lambda r: r.seed)
             versions = sorted({str(r.version) for r in task_runs})
             if len(versions) > 1:
-                cells[task] = Cell(note=f"mixed task versions {', '.join(versions)}: not averaged")
+                entries[task] = Entry(note=f"mixed task versions {', '.join(versions)}: not averaged")
                 if selection == SELECTIONS[0]:
                     problems.append(
                         Problem(
@@ -344,20 +199,20 @@ def _our_rows(
             entropies = [r.entropy for r in task_runs if r.entropy is not None]
             groups[task] = values
             seed_counts.append(len(values))
-            cells[task] = Cell(
-                aggregate.mean(values),
-                se=aggregate.standard_error(values),
+            entries[task] = Entry(
+                stats.mean(values),
+                se=stats.standard_error(values),
                 n=len(values),
                 note="",
                 version=versions[0],
-                entropy=aggregate.mean(entropies) if entropies else None,
+                entropy=stats.mean(entropies) if entropies else None,
             )
-        cells |= _aggregates(cells, suite_tasks, published.mujoco12(), groups)
+        entries |= _aggregates(entries, suite_tasks, published.mujoco12(), groups)
         if groups:
             ordered = [groups[t] for t in sorted(groups)]
-            interval = aggregate.iqm_interval(ordered)
+            interval = stats.iqm_interval(ordered)
             n_runs = sum(len(g) for g in ordered)
-            cells[IQM] = Cell(
+            entries[IQM] = Entry(
                 interval.estimate,
                 low=interval.low,
                 high=interval.high,
@@ -369,9 +224,9 @@ def _our_rows(
                 model=label_names.get(label, label),
                 source="ours",
                 label=label,
-                cells=cells,
+                entries=entries,
                 seeds=(min(seed_counts), max(seed_counts)) if seed_counts else None,
-                entropy=aggregate.mean(entropies) if entropies else None,
+                entropy=stats.mean(entropies) if entropies else None,
                 gmacs=_gmacs(label),
             )
         )
@@ -384,28 +239,28 @@ def _published_rows(protocol: str, published: Published, suite_tasks) -> list[Ro
         values = published.values_for(protocol, model.name)
         if not values:
             continue
-        cells = {v.cell: Cell(v.value, note=v.status, decimals=v.decimals) for v in values}
-        cells |= _aggregates(cells, suite_tasks, published.mujoco12())
-        cells[IQM] = Cell(note="n/a")
-        rows.append(Row(model.name, "published", model.label, cells, gmacs=_gmacs(model.label)))
+        entries = {v.column: Entry(v.value, note=v.status, decimals=v.decimals) for v in values}
+        entries |= _aggregates(entries, suite_tasks, published.mujoco12())
+        entries[IQM] = Entry(note="n/a")
+        rows.append(Row(model.name, "published", model.label, entries, gmacs=_gmacs(model.label)))
     return rows
 
 
-def _recompute(cell: str, cells: dict[str, Cell], mujoco12: list[str]) -> Cell:
-    parts = PRINTED_AGGREGATES.get(cell)
+def _recompute(column: str, entries: dict[str, Entry], mujoco12: list[str]) -> Entry:
+    parts = PRINTED_AGGREGATES.get(column)
     if not parts:
-        return Cell(note="n/a")
+        return Entry(note="n/a")
     keys = [t for p in parts for t in (mujoco12 if p == "mujoco12" else [p])]
-    if not all(cells.get(k, Cell()).value is not None for k in keys):
-        return Cell()
-    return Cell(aggregate.mean([cells[k].value for k in keys]), note="derived")
+    if not all(entries.get(k, Entry()).value is not None for k in keys):
+        return Entry()
+    return Entry(stats.mean([entries[k].value for k in keys]), note="derived")
 
 
 def _missing_lines(table: Table, problems: list[Problem], protocol: str, suite_tasks) -> list[str]:
     lines = []
     ours = [r for r in table.rows if r.source == "ours"]
     for row in ours:
-        absent = [t for t in table.tasks if row.cells.get(t, Cell()).value is None]
+        absent = [t for t in table.tasks if row.entries.get(t, Entry()).value is None]
         if absent:
             lines.append(
                 f"`{row.label}` (ours): {len(absent)} of {len(table.tasks)} tasks without an ok record: "
@@ -415,8 +270,8 @@ def _missing_lines(table: Table, problems: list[Problem], protocol: str, suite_t
     for row in table.rows:
         if row.source != "published":
             continue
-        has_tasks = any(row.cells.get(t, Cell()).value is not None for t in table.tasks)
-        absent = tuple(t for t in table.tasks if row.cells.get(t, Cell()).value is None)
+        has_tasks = any(row.entries.get(t, Entry()).value is not None for t in table.tasks)
+        absent = tuple(t for t in table.tasks if row.entries.get(t, Entry()).value is None)
         if not has_tasks and table.tasks:
             groups[()].append(row.model)
         elif absent:
@@ -429,7 +284,7 @@ def _missing_lines(table: Table, problems: list[Problem], protocol: str, suite_t
             lines.append(f"{names}: the paper gives no per-task numbers (suite level only)")
     for suite in table.suites:
         absent = [t for t in suite_tasks.get(suite, []) if t not in table.tasks]
-        lacking = any(row.cells.get(f"suite:{suite}", Cell()).value is None for row in table.rows)
+        lacking = any(row.entries.get(f"suite:{suite}", Entry()).value is None for row in table.rows)
         if absent and lacking:
             lines.append(f"suite `{suite}` needs {', '.join(absent)}, which no row has under this protocol")
     for p in problems:
@@ -442,8 +297,9 @@ def _missing_lines(table: Table, problems: list[Problem], protocol: str, suite_t
     return lines
 
 
-def build(collection: Collection, published: Published) -> Board:
-    """Every protocol's tables from the collected records and the published data."""
+def build(collection: Collection, published: Published, headlines: Mapping[str, str]) -> Board:
+    """Every protocol's tables from the collected records and the published data. `headlines`: each
+    protocol's configured headline selection (`collect.protocol_headlines`), used when no record says."""
     problems = list(collection.problems)
     suite_tasks = {s: list(ts) for s, ts in published.suite_tasks().items()}
     known = {t.name for t in published.tasks}
@@ -468,28 +324,28 @@ def build(collection: Collection, published: Published) -> Board:
     boards = []
     for protocol in protocols:
         runs = by_protocol.get(protocol, [])
-        headlines = Counter(r.headline for r in runs if r.headline in SELECTIONS)
-        if headlines:
-            headline = sorted(headlines.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        voted = Counter(r.headline for r in runs if r.headline in SELECTIONS)
+        if voted:
+            headline = sorted(voted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
             headline_from = "the records' `scores.headline`"
-            if len(headlines) > 1:
+            if len(voted) > 1:
                 problems.append(
                     Problem(
                         "conflict",
                         f"{protocol}/",
-                        f"records disagree on the headline selection ({dict(sorted(headlines.items()))}); "
+                        f"records disagree on the headline selection ({dict(sorted(voted.items()))}); "
                         f"the tables lead with {headline!r}",
                     )
                 )
         else:
-            headline = protocol_headline(protocol) or "best"
-            headline_from = f"`experiments/conf/protocol/{protocol}.yaml`"
+            headline = headlines.get(protocol) or "best"
+            headline_from = f"`{PROTOCOL_CONFIGS}/{protocol}.yaml`"
         pub_rows = _published_rows(protocol, published, suite_tasks)
-        seen_tasks = {r.task for r in runs} | {c for row in pub_rows for c in row.cells if c in task_order}
+        seen_tasks = {r.task for r in runs} | {c for row in pub_rows for c in row.entries if c in task_order}
         tasks = [t for t in task_order if t in seen_tasks]
         seen_suites = {published.task(t).suite if published.task(t) else None for t in tasks}
         seen_suites |= {r.suite for r in runs}
-        seen_suites |= {c.split(":", 1)[1] for row in pub_rows for c in row.cells if c.startswith("suite:")}
+        seen_suites |= {c.split(":", 1)[1] for row in pub_rows for c in row.entries if c.startswith("suite:")}
         suite_order = [*published.suite_names, *sorted(set(suite_tasks) - set(published.suite_names))]
         suites = [s for s in suite_order if s in seen_suites]
         label_names = published.label_names(protocol)
@@ -500,9 +356,9 @@ def build(collection: Collection, published: Published) -> Board:
             tables.append(Table(protocol, selection, selection == headline, tasks, suites, rows))
         printed = []
         for row in pub_rows:
-            for cell, value in row.cells.items():
-                if cell.startswith(("mean:", "rank:")) and value.note in ("printed", "recalled"):
-                    printed.append((row.model, cell, value, _recompute(cell, row.cells, published.mujoco12())))
+            for column, entry in row.entries.items():
+                if column.startswith(("mean:", "rank:")) and entry.note in ("printed", "recalled"):
+                    printed.append((row.model, column, entry, _recompute(column, row.entries, published.mujoco12())))
         printed.sort(key=lambda p: (p[1], p[0].lower()))
         boards.append(
             ProtocolBoard(
@@ -522,15 +378,13 @@ def build(collection: Collection, published: Published) -> Board:
 def row_score(row: Row, tasks: list[str]) -> tuple[float, str] | None:
     """The one number a row is plotted with: its 12-task MuJoCo mean when it has all 12 tasks, else the
     mean of the task means it has (basis "mean of k tasks"); None when it has no task value."""
-    cell = row.cells.get(MUJOCO12)
-    if cell is not None and cell.value is not None:
-        return cell.value, "MuJoCo-12"
+    entry = row.entries.get(MUJOCO12)
+    if entry is not None and entry.value is not None:
+        return entry.value, "MuJoCo-12"
     present = row.tasks_present(tasks)
     if not present:
         return None
-    return aggregate.mean(
-        [row.cells[t].value for t in present]
-    ), f"mean of {len(present)} task{'s' * (len(present) > 1)}"
+    return stats.mean([row.entries[t].value for t in present]), f"mean of {len(present)} task{'s' * (len(present) > 1)}"
 
 
 def entropy_points(table: Table) -> list[tuple[Row, float, float, str]]:

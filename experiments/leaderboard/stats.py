@@ -67,7 +67,7 @@ class Interval:
     high: float
 
 
-def _resamples(groups: Sequence[Sequence[float]], reps: int, rng: np.random.Generator) -> list[np.ndarray]:
+def resamples(groups: Sequence[Sequence[float]], reps: int, rng: np.random.Generator) -> list[np.ndarray]:
     """For each group (task), a [reps, n_task] array of its values drawn with replacement."""
     out = []
     for values in groups:
@@ -91,13 +91,14 @@ def stratified_bootstrap(
     if not groups or any(len(g) == 0 for g in groups):
         raise ValueError("every task needs at least one run to bootstrap")
     rng = np.random.default_rng(seed)
-    values = statistic(_resamples(groups, reps, rng))
+    values = statistic(resamples(groups, reps, rng))
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
 
 
-def _pooled_iqm(samples: list[np.ndarray]) -> np.ndarray:
+def pooled_iqm(samples: list[np.ndarray]) -> np.ndarray:
+    """The IQM of each resample with its runs pooled over tasks (the statistic of `iqm_interval`)."""
     return iqm(np.concatenate(samples, axis=1), axis=1)
 
 
@@ -113,7 +114,7 @@ def _weighted_task_means(weights: Sequence[float]) -> Callable[[list[np.ndarray]
 def iqm_interval(groups: Sequence[Sequence[float]], reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED) -> Interval:
     """IQM of all runs pooled over tasks, with its stratified-bootstrap 95% interval."""
     pooled = [v for g in groups for v in g]
-    low, high = stratified_bootstrap(groups, _pooled_iqm, reps, seed)
+    low, high = stratified_bootstrap(groups, pooled_iqm, reps, seed)
     return Interval(float(iqm(pooled)), low, high)
 
 

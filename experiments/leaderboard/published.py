@@ -1,4 +1,5 @@
-"""The published numbers the leaderboard puts beside ours, read from `results/published/` (data, not code).
+"""The published numbers the leaderboard puts beside ours, read from a folder the caller names
+(`results/published/` in the repository; data, not code).
 
 Files (each described in `results/published/README.md`):
 - `sources.csv`: one row per published table: file, protocol it belongs to, table number, citation.
@@ -17,7 +18,6 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "results" / "published"
 STATUSES = ("printed", "recalled")
 
 
@@ -52,7 +52,7 @@ class Value:
     source: str
     protocol: str
     model: str
-    cell: str
+    column: str  # the file's `cell`: a task name, `suite:<suite>`, `mean:<name>` or `rank:<name>`
     value: float
     spread: float | None
     status: str
@@ -118,7 +118,7 @@ def _number(text: str, where: str) -> float:
         raise PublishedDataError(f"{where}: {text!r} is not a number") from None
 
 
-def load(directory: str | Path = PUBLISHED_DIR) -> Published:
+def load(directory: str | Path) -> Published:
     """Read and check every published data file; errors name the file and row."""
     directory = Path(directory)
     suite_names = {r["suite"]: r["name"] for r in _rows(directory / "suites.csv", ("suite", "name"))}
@@ -175,8 +175,8 @@ def load(directory: str | Path = PUBLISHED_DIR) -> Published:
             )
     seen: set[tuple[str, str, str]] = set()
     for v in published.values:
-        key = (v.protocol, v.model, v.cell)
+        key = (v.protocol, v.model, v.column)
         if key in seen:
-            raise PublishedDataError(f"{v.source}: {v.model} {v.cell} appears twice under protocol {v.protocol}")
+            raise PublishedDataError(f"{v.source}: {v.model} {v.column} appears twice under protocol {v.protocol}")
         seen.add(key)
     return published

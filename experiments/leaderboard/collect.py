@@ -1,0 +1,174 @@
+"""The leaderboard's inputs besides the published numbers: run records and the protocols' headline selection.
+
+- Records are read from `<runs>/<protocol>/<label>/<task>/seed=<seed>.json` and checked with
+  `experiments.records.validate` (unknown schema versions are rejected). A record that cannot be used is
+  reported by path and skipped; the others still count. Only `status: ok` records become a `Run`;
+  failed ones are kept as a `Problem` so that the tables can list them.
+- A protocol's configured headline selection is the `headline` of its config file, following its
+  `defaults` chain; records that carry `scores.headline` take precedence (decided in `build`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from experiments.records import SCHEMA_VERSION, validate
+
+SELECTIONS = ("best", "final")  # the two evaluations every record scores (`scores.best`, `scores.final`)
+PROTOCOL_CONFIGS = "experiments/conf/protocol"  # where the protocols are configured, relative to the repository
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ok record, reduced to what the leaderboard uses."""
+
+    path: Path
+    protocol: str
+    label: str
+    encoder: str
+    task: str
+    suite: str
+    version: object
+    seed: int
+    best: float
+    final: float
+    headline: str | None
+    entropy: float | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A record that was not aggregated, or a group that was not averaged, and why."""
+
+    kind: str  # malformed | failed | mixed-versions | conflict
+    path: str  # relative to the runs folder
+    message: str
+
+
+@dataclass
+class Collection:
+    """What `collect` found under a runs folder: the usable runs, the problems, and how many record files."""
+
+    runs: list[Run] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _parse(path: Path, rel: str) -> Run | Problem:
+    """A record file -> Run, or the Problem that keeps it out."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return Problem("malformed", rel, f"not readable JSON ({type(err).__name__}: {err})")
+    if not isinstance(record, dict):
+        return Problem("malformed", rel, "not a JSON object")
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return Problem(
+            "malformed",
+            rel,
+            f"schema_version {record.get('schema_version')!r} is not {SCHEMA_VERSION}, the version this "
+            "leaderboard reads; rerun the cell with this harness (overwrite=true)",
+        )
+    issues = validate(record)
+    if issues:
+        return Problem("malformed", rel, "; ".join(issues))
+    parts = Path(rel).parts
+    if len(parts) != 4 or not parts[3].startswith("seed="):
+        return Problem("malformed", rel, "not at <protocol>/<label>/<task>/seed=<seed>.json")
+    protocol, label, task_dir, _ = parts
+    try:
+        task, encoder, scores = record["task"], record["encoder"], record["scores"]
+        names = (record["protocol"]["name"], task["name"], task["suite"], encoder["name"])
+    except (KeyError, TypeError) as err:
+        return Problem("malformed", rel, f"missing protocol.name, task.name/suite or encoder.name ({err})")
+    if record["status"] == "failed":
+        error = record.get("error") or {}
+        message = error.get("message", "") if isinstance(error, dict) else str(error)
+        kind = error.get("type", "error") if isinstance(error, dict) else "error"
+        first_line = (str(message).strip().splitlines() or [""])[0][:160]
+        return Problem("failed", rel, f"{kind}: {first_line}".rstrip(": "))
+    if (names[0], names[1]) != (protocol, task_dir):
+        return Problem(
+            "malformed", rel, f"the record says protocol {names[0]!r} task {names[1]!r}; its path says otherwise"
+        )
+    if not isinstance(scores, dict) or not all(_finite(scores.get(k)) for k in SELECTIONS):
+        return Problem("malformed", rel, "status ok but scores.best / scores.final are not finite numbers")
+    if not isinstance(record.get("seed"), int) or parts[3] != f"seed={record['seed']}.json":
+        return Problem("malformed", rel, f"seed {record.get('seed')!r} does not match the file name")
+    entropy = record.get("feature_norm_entropy")
+    entropy = entropy.get("value") if isinstance(entropy, dict) else None
+    return Run(
+        path=path,
+        protocol=protocol,
+        label=label,
+        encoder=str(names[3]),
+        task=str(names[1]),
+        suite=str(names[2]),
+        version=task.get("version"),
+        seed=record["seed"],
+        best=float(scores["best"]),
+        final=float(scores["final"]),
+        headline=scores.get("headline") or (record["protocol"] or {}).get("headline"),
+        entropy=float(entropy) if _finite(entropy) else None,
+    )
+
+
+STDERR = "stderr"  # resolved when called, so that redirected streams (pytest's capsys) are honoured
+
+
+def collect(runs_dir: str | Path, warn=STDERR) -> Collection:
+    """Every record under `runs_dir`; unusable ones are reported (by path, on `warn`: a stream, STDERR or
+    None) and skipped."""
+    warn = sys.stderr if warn == STDERR else warn
+    runs_dir = Path(runs_dir)
+    out = Collection()
+    if not runs_dir.is_dir():
+        return out
+    for path in sorted(runs_dir.rglob("seed=*.json")):
+        out.files += 1
+        rel = path.relative_to(runs_dir).as_posix()
+        parsed = _parse(path, rel)
+        if isinstance(parsed, Problem):
+            out.problems.append(parsed)
+            if warn is not None and parsed.kind == "malformed":
+                print(f"leaderboard: skipped {path}: {parsed.message}", file=warn)
+        else:
+            out.runs.append(parsed)
+    return out
+
+
+def protocol_headlines(protocol_dir: Path) -> dict[str, str]:
+    """Protocol name -> the `headline` of `<protocol_dir>/<name>.yaml`, following its `defaults` chain
+    (protocols that name none are left out)."""
+    headlines = {}
+    for path in sorted(protocol_dir.glob("*.yaml")):
+        headline = _headline(path.stem, protocol_dir)
+        if headline is not None:
+            headlines[path.stem] = headline
+    return headlines
+
+
+def _headline(protocol: str, protocol_dir: Path) -> str | None:
+    seen = set()
+    queue = [protocol]
+    while queue:
+        name = queue.pop(0)
+        path = protocol_dir / f"{name}.yaml"
+        if name in seen or not path.is_file():
+            continue
+        seen.add(name)
+        cfg = OmegaConf.to_container(OmegaConf.load(path))
+        if cfg.get("headline"):
+            return str(cfg["headline"])
+        queue += [d for d in cfg.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return None
