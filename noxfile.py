@@ -1,15 +1,21 @@
 """Sessions: `nox -s tests`, `nox -s eval -- encoder=theia task=metaworld`, `nox -s list`, `nox -s lint`,
-`nox -s status` / `nox -s slurm` for sweeps.
+`nox -s docs`, `nox -s status` / `nox -s slurm` for sweeps.
 
 The heavy sessions share one environment (`.nox/harness`, torch + simulators, several GB) instead of
-one each; it is created on first use and updated when pyproject.toml or constraints.txt change.
-Everything after `--` goes to the tool the session runs.
+one each; it is created on first use and updated when pyproject.toml or constraints.txt change. Run
+sessions install the `run` extras only; `tests` adds the `test` extras (pytest, transformers, minari[create]
+with jax), so `eval` on a fresh clone never pulls test tools, and an environment built for the tests serves
+every run session as it is. Everything after `--` goes to the tool the session runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -19,22 +25,50 @@ nox.options.reuse_venv = "yes"
 
 ROOT = Path(__file__).parent
 HARNESS_ENV = ROOT / ".nox" / "harness"
+RUN_EXTRAS = ("run",)  # eval, list, bench, leaderboard, ...: every suite and feature, no test or lint tools
+TEST_EXTRAS = ("run", "test")
 
 
-def harness(session: nox.Session, extras: str = "all"):
-    """Create or update the shared environment; return a runner for commands inside it."""
+@contextlib.contextmanager
+def install_lock(session: nox.Session, env: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `<env>.lock` while `env` is created or updated, so that two nox calls started
+    at once never run two pip installs into one environment (the second waits, then finds it installed)."""
+    env.parent.mkdir(parents=True, exist_ok=True)
+    with open(env.with_name(env.name + ".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            session.log(f"waiting for another nox session that is installing {env} ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def installed_extras(stamp: Path, inputs: str) -> set[str]:
+    """The extras installed into the environment from these pyproject/constraints inputs (none if they changed)."""
+    try:
+        recorded = json.loads(stamp.read_text())
+        return set(recorded["extras"]) if recorded["inputs"] == inputs else set()
+    except (OSError, ValueError, KeyError, TypeError):  # no stamp yet, or one written by an older noxfile
+        return set()
+
+
+def harness(session: nox.Session, extras: tuple[str, ...] = RUN_EXTRAS):
+    """Create or update the shared environment with at least `extras`; return a runner for commands inside it."""
     python = HARNESS_ENV / "bin" / "python"
-    wanted = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes() + extras.encode()
+    inputs = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
     ).hexdigest()
     stamp = HARNESS_ENV / ".installed"
-    if not python.exists():
-        session.run(sys.executable, "-m", "venv", str(HARNESS_ENV), external=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        session.run(
-            str(python), "-m", "pip", "install", "-q", "-c", "constraints.txt", "-e", f".[{extras}]", external=True
-        )
-        stamp.write_text(wanted)
+    with install_lock(session, HARNESS_ENV):
+        have = installed_extras(stamp, inputs)
+        if not python.exists():
+            session.run(sys.executable, "-m", "venv", str(HARNESS_ENV), external=True)
+            have = set()
+        if not set(extras) <= have:
+            wanted = sorted(have | set(extras))
+            target = f".[{','.join(wanted)}]"
+            session.run(str(python), "-m", "pip", "install", "-q", "-c", "constraints.txt", "-e", target, external=True)
+            stamp.write_text(json.dumps({"inputs": inputs, "extras": wanted}) + "\n")
 
     def run(*args: str, **kwargs) -> None:
         session.run(str(python), *args, external=True, **kwargs)
@@ -45,7 +79,9 @@ def harness(session: nox.Session, extras: str = "all"):
 @nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """Run the test suite on the real simulators with tiny encoders and budgets (pytest args after --)."""
-    harness(session)("-m", "pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", "CORTEXBENCH_OFFLINE": "1"})
+    harness(session, TEST_EXTRAS)(
+        "-m", "pytest", *session.posargs, env={"HF_HUB_OFFLINE": "1", "CORTEXBENCH_OFFLINE": "1"}
+    )
 
 
 @nox.session(venv_backend="none")
@@ -79,6 +115,12 @@ def lint(session: nox.Session) -> None:
     fix = "--fix" in session.posargs
     session.run("ruff", "check", *(["--fix"] if fix else []), ".")
     session.run("ruff", "format", *([] if fix else ["--check"]), ".")
+
+
+@nox.session(venv_backend="none")
+def docs(session: nox.Session) -> None:
+    """Regenerate the encoder and task tables in docs/ from the registries (-- --check: fail if stale)."""
+    harness(session)("-m", "experiments.docs_tables", *session.posargs)
 
 
 @nox.session(venv_backend="none")
@@ -149,21 +191,12 @@ def eval_habitat(session: nox.Session) -> None:
         "\n".join(pinned).encode() + (ROOT / "pyproject.toml").read_bytes() + python.encode()
     ).hexdigest()
     stamp = env / ".installed"
-    if not (env / "bin" / "python").exists():  # sees the conda env's habitat-sim, habitat-lab and eai-vc packages
-        session.run(python, "-m", "venv", "--system-site-packages", str(env), external=True)
-    if not stamp.exists() or stamp.read_text() != wanted:
-        constraints.write_text("\n".join(pinned) + "\n")
-        session.run(
-            str(env / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "-c",
-            str(constraints),
-            "-e",
-            ".[habitat]",
-            external=True,
-        )
-        stamp.write_text(wanted)
+    with install_lock(session, env):
+        if not (env / "bin" / "python").exists():  # sees the conda env's habitat-sim, habitat-lab and eai-vc packages
+            session.run(python, "-m", "venv", "--system-site-packages", str(env), external=True)
+        if not stamp.exists() or stamp.read_text() != wanted:
+            constraints.write_text("\n".join(pinned) + "\n")
+            pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(constraints)]
+            session.run(*pip, "-e", ".[habitat]", external=True)
+            stamp.write_text(wanted)
     session.run(str(env / "bin" / "python"), "-m", "experiments.eval", *session.posargs, external=True)

@@ -1,5 +1,5 @@
-"""README "Adding an encoder from another package": the documented pyproject entry point and spec
-module, taken verbatim from the README, register through `cortexbench.encoders` and run."""
+"""docs/encoders.md "Adding an encoder from another package": the documented pyproject entry point and spec
+module, taken verbatim from the docs, register through `cortexbench.encoders` and run."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from tests.conftest import REPO
 
 
 def _readme_example() -> tuple[str, str]:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "encoders.md").read_text()
     section = readme.split("### Adding an encoder from another package", 1)[1].split("\n## ", 1)[0]
     toml = re.search(r"```toml\n(.*?)```", section, re.S)
     python = re.search(r"```python\n(.*?)```", section, re.S)
-    assert toml and python, "the README section lost its pyproject or spec example"
+    assert toml and python, "the docs section lost its pyproject or spec example"
     return toml[1], python[1]
 
 
