@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvStepRetu
 
 from policies.fusion import fuse
 
-ALGORITHMS = ("ppo", "sac")  # `policy=` values (experiments.protocol.RL_POLICIES), trained by experiments/cells/rl.py
+ALGORITHMS = ("ppo", "sac")  # `policy=` values (policies.RL_POLICIES), trained by experiments/cells/rl.py
 
 
 class FrozenFeatureVecEnv(VecEnv):
