@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,12 @@ def harness(session: nox.Session, extras: tuple[str, ...] = RUN_EXTRAS):
             stamp.write_text(json.dumps({"inputs": inputs, "extras": wanted}) + "\n")
 
     def run(*args: str, **kwargs) -> None:
-        session.run(str(python), *args, external=True, **kwargs)
+        """Run the harness; its exit code is nox's (0 ok, 1 some cell or test failed, 2 bad input)."""
+        try:
+            session.run(str(python), *args, external=True, **kwargs)
+        except nox.command.CommandFailed as failed:
+            code = re.search(r"code (\d+)", failed.reason or "")
+            raise SystemExit(int(code.group(1)) if code else 1) from None
 
     return run
 

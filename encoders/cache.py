@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.storage import embeddings_root, file_digest, file_lock, temp_dir
+from encoders.storage import embeddings_root, file_digest, file_lock, move_aside, temp_dir
 
 MODES = ("off", "read", "readwrite", "refresh")
 STORAGE_DTYPES = ("float32", "float16")  # how cached embeddings are stored
@@ -89,9 +89,9 @@ class EmbeddingCache:
             return None
         try:
             arrays, meta = self._read(folder)
-        except (ValueError, OSError, KeyError):  # truncated, corrupted or half-written by a crashed writer
+        except (ValueError, OSError, KeyError) as err:  # truncated, corrupted or half-written by a crashed writer
             if self.mode != "read":
-                shutil.rmtree(folder, ignore_errors=True)
+                move_aside(folder, f"unreadable embedding cache entry ({type(err).__name__}: {err})")
             return None
         return CacheEntry(key, folder, arrays, meta, hit=True)
 

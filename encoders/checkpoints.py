@@ -7,7 +7,10 @@ feature translators); anything else left over makes the strict load fail with th
 
 from __future__ import annotations
 
+import json
+import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -20,17 +23,65 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the architecture: missing, unexpected or mis-shaped keys."""
 
 
+class CheckpointFormatError(ValueError):
+    """A checkpoint file is empty, truncated or not in the format its name says; the message names the file."""
+
+
+def format_problem(path: Path) -> str | None:
+    """Why `path` cannot be a checkpoint, from its first and last bytes only (cheap: checked when planning,
+    before an encoder is built), or None. safetensors: an 8-byte header length, then that much JSON. torch:
+    a zip archive (torch >= 1.6) whose central directory reads, or a pickle (legacy torch.save)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if path.suffix == ".safetensors":
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < length <= size - 8:
+                return "is not a safetensors file (bad header length): corrupt, truncated or the wrong file"
+            try:
+                json.loads(f.read(length))
+            except ValueError:
+                return "is not a safetensors file (unreadable header): corrupt, truncated or the wrong file"
+            return None
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.namelist()
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"is a damaged zip archive ({err}): truncated or corrupt"
+        return None
+    if head[:1] == b"\x80":  # a pickle's PROTO opcode: legacy torch.save
+        return None
+    return "is neither a torch checkpoint (zip or pickle) nor a safetensors file: corrupt or the wrong file"
+
+
+def check_format(path: Path) -> None:
+    if (problem := format_problem(Path(path))) is not None:
+        raise CheckpointFormatError(f"checkpoint {path} {problem}; pass a valid file with weights=<path>")
+
+
 def read_checkpoint(path: Path) -> dict:
     """Load a .safetensors file or a torch pickle restricted to tensors (`weights_only=True`)."""
     path = Path(path)
+    check_format(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except SafetensorError as err:
+            raise CheckpointFormatError(f"cannot read checkpoint {path}: {err}; is it truncated?") from err
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointMismatchError(f"cannot read checkpoint {path}: {err}") from err
+    except pickle.UnpicklingError as err:
+        if "weights_only" in str(err) and "GLOBAL" in str(err):  # a real pickle with non-tensor objects
+            raise CheckpointMismatchError(f"checkpoint {path} holds Python objects besides tensors: {err}") from err
+        raise CheckpointFormatError(f"cannot read checkpoint {path}: not a valid torch checkpoint (corrupt?)") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as err:
+        raise CheckpointFormatError(f"cannot read checkpoint {path}: {err} (corrupt or truncated?)") from err
 
 
 def _preview(keys: list[str], n: int = 8) -> str:

@@ -212,6 +212,19 @@ def atomic_write_json(path: Path | str, payload: object) -> None:
     atomic_write_text(path, text)
 
 
+def move_aside(path: Path | str, problem: str) -> Path:
+    """Keep a broken file or folder for inspection instead of deleting it: rename it to
+    `<name>.corrupt-<UTC time>` beside itself (so the caller can recompute it) and say so on stderr."""
+    from datetime import datetime, timezone
+
+    path = Path(path)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, kept)
+    print(f"[repair] {path}: {problem}; kept as {kept.name}, computing it again", file=sys.stderr, flush=True)
+    return kept
+
+
 # --------------------------------------------------------------------------------------------------
 # File locks
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from encoders.checkpoints import check_format
 from encoders.spec import EncoderSpec, Weights
 from encoders.storage import file_lock, offline, sha256_file, temp_path, weights_root
 
@@ -43,6 +44,10 @@ class ResolvedWeights:
 
 class WeightsNotFoundError(FileNotFoundError):
     """Pretrained weights are neither cached nor downloadable; the message says how to provide them."""
+
+
+class WeightsNotSupportedError(ValueError):
+    """A weights file was given for an encoder that has no checkpoint layout."""
 
 
 class ChecksumMismatchError(ValueError):
@@ -163,6 +168,7 @@ def checkpoint_sha256(path: Path) -> str:
 
 
 def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedWeights:
+    check_format(path)  # an empty, truncated or foreign file is named now, not after building the model
     digest = checkpoint_sha256(path)
     expected = spec.weights.sha256 if spec.weights else None
     if expected and kind == "pretrained" and digest != expected:
@@ -193,8 +199,14 @@ def resolve_weights(spec: EncoderSpec, weights: str) -> ResolvedWeights:
             )
         path, origin = _download(spec, cache_file)
         return _checked(spec, path, origin, "pretrained")
+    if spec.weights is None:
+        raise WeightsNotSupportedError(
+            f"weights={weights!r}: encoder {spec.name!r} is defined as its seeded random init and has no checkpoint "
+            "layout to load a file into; use weights=random (or pretrained, the same init), or an encoder with "
+            "released weights (`nox -s list -- encoders`)"
+        )
     path = Path(weights).expanduser()
-    if path.is_dir() and spec.weights is not None:
+    if path.is_dir():
         path = path / spec.weights.filename
     if not path.is_file():
         expected = f" (expected the file {spec.weights.filename})" if spec.weights else ""

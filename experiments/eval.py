@@ -136,6 +136,18 @@ def _finished(cells) -> set:
     return {cell for cell, state, _ in states(cells) if state == "ok"}
 
 
+def wait_for_running(cells) -> None:
+    """Cells another sweep is running (it holds their locks) are waited for, so that two identical sweeps
+    at once both end with the same, complete summary instead of one reporting the other's cells as running."""
+    from encoders.storage import file_lock
+    from experiments.records import lock_path
+
+    for cell, state, _ in states(cells):
+        if state == "running":
+            with file_lock(lock_path(cell.path), waiting="waiting for another job to finish"):
+                pass
+
+
 def sweep(argv: list[str]) -> int:
     """A multirun: check every job before launching any, launch through Hydra's launcher, then print where
     each cell stands."""
@@ -149,6 +161,7 @@ def sweep(argv: list[str]) -> int:
         main()
     except SystemExit as stop:  # Hydra exits 1 when a job or the launcher crashed: still report the cells
         print(f"[sweep] the launcher stopped with exit code {stop.code}", file=sys.stderr)
+    wait_for_running(cells)
     table = states(cells)
     left = format_table(table, only=("failed", "running", "missing"))
     print(f"[sweep] finished: {format_counts(table)}" + (f"\n{left}" if left else ""), flush=True)

@@ -26,21 +26,27 @@ from omegaconf.errors import OmegaConfBaseException
 
 import encoders
 import tasks
-from encoders.checkpoints import CheckpointMismatchError
-from encoders.frozen import DeviceUnavailableError
+from encoders.checkpoints import CheckpointFormatError, CheckpointMismatchError
+from encoders.frozen import DeviceUnavailableError, resolve_device
 from encoders.lookup import UnknownNameError
 from encoders.radio import RadioCodeMissingError
 from encoders.spec import EncoderSpec
 from encoders.storage import FolderNotWritableError, is_locked
-from encoders.weights import ChecksumMismatchError, ResolvedWeights, WeightsNotFoundError, resolve_weights
-from experiments.records import SCHEMA_VERSION, cell_record_path, is_done, lock_path, read_record
+from encoders.weights import (
+    ChecksumMismatchError,
+    ResolvedWeights,
+    WeightsNotFoundError,
+    WeightsNotSupportedError,
+    resolve_weights,
+)
+from experiments.records import SCHEMA_VERSION, cell_record_path, inspect_record, is_done, lock_path
 from experiments.settings import CellSettings, SettingError, resolve_settings
 from tasks.demos import DemosNotFoundError
 from tasks.spec import SimulatorMissingError
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-STATES = ("ok", "failed", "running", "missing")
+STATES = ("ok", "failed", "running", "corrupt", "missing")
 
 # Bad input (a name, a setting, a missing file, simulator or device), not a bug: printed in one line, exit 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -49,6 +55,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     WeightsNotFoundError,
     ChecksumMismatchError,
     CheckpointMismatchError,
+    CheckpointFormatError,
+    WeightsNotSupportedError,
     SimulatorMissingError,
     RadioCodeMissingError,
     DemosNotFoundError,
@@ -199,6 +207,7 @@ def plan_job(
     """The cells of one job's config: its encoder x its tasks x its seeds (every protocol seed when
     `seed` is not given), each validated (`experiments.settings`)."""
     spec = encoders.get_spec(str(cfg.encoder))
+    resolve_device(str(cfg.device))  # a GPU asked for where there is none fails now, not after the demos
     task_specs = [tasks.get(name) for name in tasks.expand(str(cfg.task))]
     seeds = [cfg.seed] if cfg.seed is not None else list(cfg.protocol.seeds)
     resolved = {} if resolved is None else resolved
@@ -236,7 +245,9 @@ def cell_state(cell: Cell) -> tuple[str, str]:
         return "ok", str(cell.path)
     if is_locked(lock_path(cell.path)):
         return "running", "a job holds this cell's lock"
-    record = read_record(cell.path)
+    record, problem = inspect_record(cell.path)
+    if problem:
+        return "corrupt", f"{cell.path} {problem} (the next run keeps it aside and runs the cell again)"
     if record and record.get("status") == "failed":
         error = record.get("error") or {}
         message = (str(error.get("message", "")).strip().splitlines() or [""])[0]

@@ -64,12 +64,40 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def read_record(path: Path) -> dict | None:
-    """The record at `path`, or None when there is none or it cannot be parsed."""
+def inspect_record(path: Path) -> tuple[dict | None, str | None]:
+    """(record, None) for a readable record; (None, None) when there is none; (None, problem) when the file
+    is corrupt: not UTF-8, not JSON (e.g. truncated), not a JSON object, or an ok record missing fields."""
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        data = Path(path).read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # no record (or results_dir is a file: checked when planning)
+        return None, None
+    except IsADirectoryError:
+        return None, "is a folder, not a record file"
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text"
+    except json.JSONDecodeError as err:
+        return None, f"is not valid JSON ({err.msg} at line {err.lineno}; truncated?)" if data.strip() else "is empty"
+    if not isinstance(record, dict):
+        return None, f"holds a JSON {type(record).__name__}, not a record object"
+    if (
+        record.get("status") == "ok"
+        and record.get("schema_version") == SCHEMA_VERSION
+        and (problems := validate(record))
+    ):
+        return None, "is an ok record with " + ", ".join(problems)
+    return record, None
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at `path`, or None when there is none or it is corrupt (`inspect_record` says why)."""
+    return inspect_record(path)[0]
+
+
+def failed_rerun_path(path: Path) -> Path:
+    """Where a failed rerun of a cell that has an ok record goes: beside it, so the ok record is never lost."""
+    return path.with_name(f".{path.name}.failed")
 
 
 def read_ok_record(path: Path) -> dict | None:

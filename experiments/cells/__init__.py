@@ -11,6 +11,7 @@ marks the record ok when the body returns, failed with the error when it raises,
 from __future__ import annotations
 
 import random
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -24,9 +25,17 @@ import torch
 
 import tasks
 from encoders.frozen import FrozenEncoder, resolve_device
-from encoders.storage import file_lock, leftover_temp_files
+from encoders.storage import file_lock, leftover_temp_files, move_aside
 from experiments.provenance import provenance
-from experiments.records import SCHEMA_VERSION, cell_record_path, lock_path, read_ok_record, write_record
+from experiments.records import (
+    SCHEMA_VERSION,
+    cell_record_path,
+    failed_rerun_path,
+    inspect_record,
+    lock_path,
+    read_ok_record,
+    write_record,
+)
 from experiments.settings import CellSettings
 from policies import PolicySpec, get_policy
 from tasks.metrics import episode_value
@@ -130,6 +139,11 @@ def execute(run: CellRun) -> dict:
         run.record["error"] = error_info(err)
     finally:
         run.timing["total"] = round(time.perf_counter() - start, 3)
+    if run.record["status"] != "ok" and read_ok_record(run.path) is not None:  # overwrite=true that failed
+        kept = failed_rerun_path(run.path)
+        write_record(kept, run.record)
+        print(f"[keep] {run.path} stays (ok); the failed rerun's record is {kept}", file=sys.stderr, flush=True)
+        return run.record | {"_kept_ok": True}
     write_record(run.path, run.record)
     return run.record
 
@@ -148,6 +162,8 @@ def run_cell(s: CellSettings, encoder: FrozenEncoder, path: Path | None = None, 
                 leftover.unlink(missing_ok=True)
         if not s.overwrite and (done := read_ok_record(path)) is not None:
             return done | {"_outcome": "skipped", "_path": str(path)}
+        if (problem := inspect_record(path)[1]) is not None:
+            move_aside(path, problem)
         task = tasks.get(s.task)
         policy = get_policy(s.policy)
         device = resolve_device(s.device)
