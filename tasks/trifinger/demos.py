@@ -6,13 +6,12 @@ other suite, with one extra keyword, `split` (train ids 0.., test ids 100..).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 
-from encoders.storage import atomic_write_bytes, data_root, demos_cache_root, sha256_file
+from encoders.storage import atomic_write_bytes, data_root, demos_cache_root, sha256_file, sha256_text
 from tasks.demos import Demo, DemoSet, DemosNotFoundError
 from tasks.rendering import check_quality
 from tasks.trifinger.env import QUALITY_RENDERER, TriFingerCubeEnv
@@ -303,14 +302,14 @@ def load_demos(
             )
         renderer = None
         frames_from = "official downsample.pth image_60 (pybullet TinyRenderer, trifinger_simulation fork)"
-    demos, digest, successes, renderers = [], hashlib.sha256(), [], set()
+    demos, digests, successes, renderers = [], [], [], set()
     for demo_id, file in zip(ids, files, strict=True):
         data = read_downsample(file)
         demos.append(_as_demo(file, data, spec, demo_id))
         successes.append(_demo_success(data, spec))
         if "renderer" in data:
             renderers.add(str(data["renderer"]))
-        digest.update(f"{file.relative_to(root)}:{sha256_file(file)}\n".encode())
+        digests.append(f"{file.relative_to(root)}:{sha256_file(file)}\n")
     if renderer is not None:
         if renderers - {renderer}:  # EGL did not load when these were rendered: keep the truth
             renderer = ",".join(sorted(renderers))
@@ -325,4 +324,4 @@ def load_demos(
     if source == "scripted":
         stats |= {"expert": "scripted", "seeds": [SCRIPTED_SEED_BASE + ids[0], SCRIPTED_SEED_BASE + ids[-1]]}
     label = source if source in ("official", "scripted") else f"path:{source}"
-    return DemoSet(spec.name, label, demos, digest.hexdigest(), frames_from, stats)
+    return DemoSet(spec.name, label, demos, sha256_text("".join(digests)), frames_from, stats)
