@@ -19,6 +19,9 @@ from typing import Any
 
 from tasks.metrics import Episode, MetricSpec, get_metric, score
 
+# What every suite adapter module provides (see the module docstring and docs/adding-a-task.md).
+ADAPTER_FUNCTIONS = ("make_env", "scripted_expert", "load_demos")
+
 
 class SimulatorMissingError(ImportError):
     """The task's simulator is not importable; the message holds the install command."""
@@ -108,4 +111,4 @@ class TaskSpec:
         return score(self.metric, episodes)
 
 
-__all__ = ["Episode", "SimulatorMissingError", "TaskSpec"]
+__all__ = ["ADAPTER_FUNCTIONS", "Episode", "SimulatorMissingError", "TaskSpec"]

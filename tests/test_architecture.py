@@ -176,6 +176,22 @@ def test_no_hydra_private_modules(package):
     assert not bad, "imports of Hydra's private modules (use its public API):\n" + "\n".join(bad)
 
 
+def test_every_gymnasium_suite_adapter_provides_the_task_contract():
+    """`TaskSpec` delegates by name to its adapter module; a missing function would only fail mid-run."""
+    import tasks
+    from tasks.habitat import HabitatTaskSpec
+    from tasks.spec import ADAPTER_FUNCTIONS
+
+    adapters = {
+        t.adapter for t in tasks.available() if not isinstance(t, HabitatTaskSpec)
+    }  # habitat-baselines runs those
+    assert adapters == {"tasks.metaworld", "tasks.dmc", "tasks.adroit", "tasks.trifinger"}
+    for spec in tasks.available():
+        if not isinstance(spec, HabitatTaskSpec):
+            module = spec.adapter_module()
+            assert all(callable(getattr(module, f, None)) for f in ADAPTER_FUNCTIONS), spec.adapter
+
+
 def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     """The rules above are only as good as the walk: an import inside a function must be found."""
     path = tmp_path / "__init__.py"
