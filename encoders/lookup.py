@@ -1,10 +1,11 @@
-"""Name lookups shared by the encoder and task registries: lazy references and did-you-mean errors."""
+"""Name lookups shared by the encoder and task registries: lazy references, plug-ins and did-you-mean errors."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
 from collections.abc import Iterable
+from importlib.metadata import EntryPoint
 from typing import Any
 
 
@@ -21,6 +22,32 @@ def resolve(reference: str) -> Any:
         return getattr(module, attr)
     except AttributeError as err:
         raise AttributeError(f"{module_name!r} has no attribute {attr!r} ({reference!r})") from err
+
+
+def plugin_objects(points: Iterable[EntryPoint], cls: type, kind: str) -> list:
+    """The `cls` instances that installed packages declare through entry points (each value "module:attr",
+    an instance or a sequence of them), in entry-point name order. A plug-in that fails to load or holds
+    no `cls` fails loudly, naming itself, rather than vanishing from the registry."""
+    found: list = []
+    for ep in sorted(points, key=lambda e: e.name):
+        try:
+            loaded = ep.load()
+        except Exception as err:  # a broken plug-in must not hide the built-in entries
+            raise ImportError(
+                f"{kind} plug-in {ep.name!r} ({ep.value}) from group {ep.group!r} failed to load: {err}"
+            ) from err
+        if isinstance(loaded, cls):
+            items = [loaded]
+        elif isinstance(loaded, Iterable) and not isinstance(loaded, str | bytes):
+            items = [item for item in loaded if isinstance(item, cls)]
+        else:
+            items = []
+        if not items:
+            raise TypeError(
+                f"{kind} plug-in {ep.name!r} ({ep.value}) holds no {cls.__name__} (expected one or a list of them)"
+            )
+        found += items
+    return found
 
 
 class UnknownNameError(KeyError):

@@ -15,18 +15,10 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 
 from encoders import zoo
-from encoders.lookup import unknown_name
+from encoders.lookup import plugin_objects, unknown_name
 from encoders.spec import EncoderSpec
 
 ENTRY_POINT_GROUP = "cortexbench.encoders"
-
-
-def _specs_in(obj: object) -> list[EncoderSpec]:
-    if isinstance(obj, EncoderSpec):
-        return [obj]
-    if isinstance(obj, Iterable) and not isinstance(obj, str | bytes):
-        return [s for s in obj if isinstance(s, EncoderSpec)]
-    return []
 
 
 def _zoo_specs() -> list[EncoderSpec]:
@@ -34,22 +26,6 @@ def _zoo_specs() -> list[EncoderSpec]:
     for info in sorted(pkgutil.iter_modules(zoo.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{zoo.__name__}.{info.name}")
         specs += [v for v in vars(module).values() if isinstance(v, EncoderSpec)]
-    return specs
-
-
-def _plugin_specs() -> list[EncoderSpec]:
-    specs = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            loaded = ep.load()
-        except Exception as err:  # a broken plug-in must not hide the built-in zoo
-            raise ImportError(
-                f"encoder plug-in {ep.name!r} ({ep.value}) from group {ENTRY_POINT_GROUP!r} failed to load: {err}"
-            ) from err
-        found = _specs_in(loaded)
-        if not found:
-            raise TypeError(f"encoder plug-in {ep.name!r} ({ep.value}) is not an EncoderSpec or a list of them")
-        specs += found
     return specs
 
 
@@ -86,4 +62,4 @@ class Registry:
 
 @functools.cache
 def registry() -> Registry:
-    return Registry(_zoo_specs() + _plugin_specs())
+    return Registry(_zoo_specs() + plugin_objects(entry_points(group=ENTRY_POINT_GROUP), EncoderSpec, "encoder"))

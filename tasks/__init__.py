@@ -3,7 +3,7 @@
 import tasks
 t = tasks.get("metaworld-assembly")
 env = t.make_env(seed=100)          # gymnasium env, obs {"pixels": uint8 HxWx3, "proprio": float32[k]}
-demos = t.demos(n=25, source="official" | "scripted" | "<path>")
+demos = t.demos(n=25, source="official" | "scripted" | "<path>")   # the suite adapter's load_demos
 t.score(episodes)                   # success % or return / 10
 """
 
@@ -13,14 +13,13 @@ from tasks.rendering import configure_headless_gl
 
 configure_headless_gl()  # before any simulator imports mujoco
 
-from tasks.registry import expand, get, groups  # noqa: E402
-from tasks.spec import Episode, TaskSpec  # noqa: E402
+from tasks.metrics import Episode  # noqa: E402
+from tasks.registry import all_tasks, expand, get, groups  # noqa: E402
+from tasks.spec import TaskSpec  # noqa: E402
 
 
 def available() -> list[TaskSpec]:
-    """All registered tasks, sorted by name (installed or not; see `TaskSpec.available()`)."""
-    from tasks.registry import all_tasks
-
+    """All registered tasks, including plug-ins, sorted by name (installed or not; see `TaskSpec.available()`)."""
     return list(all_tasks().values())
 
 

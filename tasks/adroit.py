@@ -29,6 +29,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from tasks.demos import load_demos as load_demos  # this suite's demo loader (re-exported: the adapter API)
 from tasks.spec import TaskSpec
 
 CAMERA = "vil_camera"
@@ -70,7 +71,8 @@ RELOCATE = _task("relocate", "AdroitHandRelocate-v1", "relocate-v0", horizon=200
 TASKS = (PEN, RELOCATE)
 
 
-def _env_class(env_id: str) -> type:
+def env_class(env_id: str) -> type:
+    """The gymnasium-robotics env class behind a task's env id (imported on first use)."""
     import importlib
 
     module, name = ENV_CLASSES[env_id].split(":")
@@ -90,7 +92,7 @@ class AdroitEnv(gym.Env):
     def __init__(self, spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True):
         from tasks.rendering import Camera, apply_quality
 
-        self._env = _env_class(spec.env_id)()
+        self._env = env_class(spec.env_id)()
         self.model, self.data = self._env.model, self._env.data
         apply_quality(self.model, quality)
         self._camera = Camera(self.model, spec.camera, render_size) if render else None

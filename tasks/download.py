@@ -95,7 +95,7 @@ def check_official(spec) -> None:
 
 
 def fetch_minari(spec) -> None:
-    from tasks.minari_source import dataset_id_for, open_dataset
+    from tasks.demos.minari import dataset_id_for, open_dataset
 
     dataset = open_dataset(dataset_id_for(spec))
     print(

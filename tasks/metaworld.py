@@ -24,6 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from tasks.demos import load_demos as load_demos  # this suite's demo loader (re-exported: the adapter API)
 from tasks.spec import TaskSpec
 
 CAMERA = "top_cap2"

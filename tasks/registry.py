@@ -1,20 +1,26 @@
-"""The task registry: every `TaskSpec` in the suite modules, and the named groups of tasks.
+"""The task registry: every `TaskSpec` in the suite modules, plus plug-ins, and the named groups of tasks.
 
 Suite modules hold their specs as constants and import their simulator only inside functions, so
-listing tasks works without any simulator installed.
+listing tasks works without any simulator installed. Other installed packages add tasks through the
+entry-point group `cortexbench.tasks` (value: "package.module:attr", a `TaskSpec` or a sequence of them;
+docs/adding-a-task.md), read with the same mechanism as `cortexbench.encoders` (`encoders.lookup`).
+A plug-in task of a new suite forms its own group, named after its suite.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+from importlib.metadata import entry_points
 
-from encoders.lookup import unknown_name
+from encoders.lookup import plugin_objects, unknown_name
 from tasks.spec import TaskSpec
 
+ENTRY_POINT_GROUP = "cortexbench.tasks"
 SUITE_MODULES = ("tasks.metaworld", "tasks.dmc", "tasks.adroit", "tasks.trifinger", "tasks.habitat")
 
 # Groups are unions of suites, in CortexBench's order; `mujoco` is the Theia paper's 12-task subset.
+# They name the benchmark's own tasks: a plug-in task joins its suite's group, not these.
 GROUPS: dict[str, tuple[str, ...]] = {
     "mujoco": ("metaworld", "dmc", "adroit"),
     "cortexbench": ("adroit", "metaworld", "dmc", "trifinger", "imagenav", "objectnav", "mobilepick"),
@@ -22,15 +28,21 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 
 @functools.cache
-def all_tasks() -> dict[str, TaskSpec]:
-    specs: dict[str, TaskSpec] = {}
+def _builtin_specs() -> list[TaskSpec]:
+    specs = []
     for module_name in SUITE_MODULES:
         module = importlib.import_module(module_name)
-        for spec in vars(module).values():
-            if isinstance(spec, TaskSpec):
-                if spec.name in specs:
-                    raise ValueError(f"task {spec.name!r} is defined twice")
-                specs[spec.name] = spec
+        specs += [v for v in vars(module).values() if isinstance(v, TaskSpec)]
+    return specs
+
+
+@functools.cache
+def all_tasks() -> dict[str, TaskSpec]:
+    specs: dict[str, TaskSpec] = {}
+    for spec in _builtin_specs() + plugin_objects(entry_points(group=ENTRY_POINT_GROUP), TaskSpec, "task"):
+        if spec.name in specs:
+            raise ValueError(f"task {spec.name!r} is defined twice")
+        specs[spec.name] = spec
     return dict(sorted(specs.items()))
 
 
@@ -44,9 +56,10 @@ def suites() -> dict[str, list[str]]:
 def groups() -> dict[str, list[str]]:
     """Every name that expands to several tasks: each suite, plus `mujoco` and `cortexbench`."""
     by_suite = suites()
+    builtin = {spec.name for spec in _builtin_specs()}
     out = dict(by_suite)
     for group, members in GROUPS.items():
-        out[group] = [t for suite in members for t in by_suite.get(suite, [])]
+        out[group] = [t for suite in members for t in by_suite.get(suite, []) if t in builtin]
     return out
 
 

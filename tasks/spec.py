@@ -1,35 +1,26 @@
-"""A task's protocol as data (`TaskSpec`), and the episode record its metric is computed from.
+"""A task's protocol as data (`TaskSpec`) and the suite adapter protocol it delegates to.
 
 Every field that changes what is measured (env id, camera, render size, horizon, history, proprio,
 demo count, episode count, metric) lives here; changing one bumps `version`, records carry it, and
 the leaderboard never averages across versions.
+
+Behaviour lives in the suite's adapter module (`TaskSpec.adapter`, imported by name on first use), which
+provides `make_env(spec, render_size, quality, horizon, render)`, `scripted_expert(spec)` and
+`load_demos(spec, n, source, **kwargs) -> tasks.demos.DemoSet`; optional hooks (`expert_info`,
+`check_official_paths`, `rerender_official_path`, `MINARI_DATASETS`) are described in tasks/demos.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from tasks.metrics import Episode, MetricSpec, get_metric, score
 
-
-@dataclass
-class Episode:
-    """One evaluation episode: per-step rewards and the per-step info values the metric needs."""
-
-    seed: int
-    rewards: np.ndarray
-    infos: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return len(self.rewards)
-
-    @property
-    def total_return(self) -> float:
-        return float(np.sum(self.rewards))
+# What every suite adapter module provides (see the module docstring and docs/adding-a-task.md).
+ADAPTER_FUNCTIONS = ("make_env", "scripted_expert", "load_demos")
 
 
 class SimulatorMissingError(ImportError):
@@ -76,11 +67,19 @@ class TaskSpec:
                 f"task {self.name!r} needs {', '.join(missing)}, which is not installed. Install it with: {self.install_hint}"
             )
 
+    @property
+    def metric_spec(self) -> MetricSpec:
+        return get_metric(self.metric)
+
     # --- behaviour, delegated to the suite module ---------------------------------------
+    def adapter_module(self) -> Any:
+        """The suite's adapter module, imported without checking the simulator (adapters import it lazily)."""
+        return importlib.import_module(self.adapter)
+
     def suite_module(self) -> Any:
         """The suite's adapter module; raises with the install command when the simulator is missing."""
         self.require_simulator()
-        return importlib.import_module(self.adapter)
+        return self.adapter_module()
 
     def make_env(
         self,
@@ -103,13 +102,13 @@ class TaskSpec:
         return env
 
     def demos(self, n: int | None = None, source: str = "official", **kwargs):
-        """Demonstrations as a `tasks.demos.DemoSet` (official pickles, scripted experts, or a path)."""
-        from tasks.demos import load_demos
-
-        return load_demos(self, n=n or self.n_demos, source=source, **kwargs)
+        """Demonstrations as a `tasks.demos.DemoSet`, from the suite's `load_demos` (official files, scripted
+        experts, Minari, or a path); suites may take more keywords (TriFinger: `split="train" | "test"`)."""
+        return self.adapter_module().load_demos(self, n=n or self.n_demos, source=source, **kwargs)
 
     def score(self, episodes: list[Episode]) -> float:
         """The protocol metric over episodes: success % or return / 10."""
-        from tasks.metrics import score
-
         return score(self.metric, episodes)
+
+
+__all__ = ["ADAPTER_FUNCTIONS", "Episode", "SimulatorMissingError", "TaskSpec"]

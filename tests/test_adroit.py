@@ -9,7 +9,7 @@ import pytest
 
 import tasks
 from tasks.adroit import MINARI_DATASETS, TASKS
-from tasks.spec import Episode
+from tasks.metrics import Episode
 from tests.projection import blue_centroid, project
 
 pytestmark = pytest.mark.sim_adroit

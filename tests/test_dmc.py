@@ -12,7 +12,7 @@ from tasks.demos import SCRIPTED_SEED_BASE, load_demos
 from tasks.dmc import TASKS
 from tasks.experts import expert_info, load_expert
 from tasks.experts.train import measure
-from tasks.spec import Episode
+from tasks.metrics import Episode
 from tests.projection import blue_centroid, project
 
 pytestmark = pytest.mark.sim_dmc

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.metrics import episode_value, score
-from tasks.spec import Episode
+from tasks.metrics import METRICS, Episode, episode_success, episode_value, score
 
 
 def ep(rewards, **infos):
@@ -36,3 +35,23 @@ def test_adroit_success_counts_goal_achieved_steps(metric, threshold):
 def test_scoring_no_episodes_is_an_error():
     with pytest.raises(ValueError):
         score("success_last_step", [])
+
+
+def test_demo_success_follows_the_metric_and_is_none_for_graded_metrics():
+    assert episode_success("success_last_step", np.zeros(3), {"success": [0, 0, 1]}) is True
+    assert episode_success("success_last_step", np.zeros(3), {"success": [0, 1, 0]}) is False
+    assert episode_success("adroit_pen", np.zeros(30), {"goal_achieved": [1] * 21 + [0] * 9}) is True
+    assert episode_success("adroit_relocate", np.zeros(30), {"goal_achieved": [1] * 25 + [0] * 5}) is False
+    assert episode_success("return_div_10", np.ones(3), {"success": [1, 1, 1]}) is None
+    assert episode_success("scaled_success", np.zeros(2), {"scaled_success": [0.5, 1.0]}) is None
+    assert episode_success("success_last_step", np.zeros(3), {}) is None  # the info the metric reads is missing
+    assert episode_success("success_last_step", np.zeros(0), {"success": []}) is None
+
+
+def test_every_metric_states_what_it_reads_and_its_direction():
+    for name, metric in METRICS.items():
+        assert metric.name == name and metric.higher_is_better
+        assert metric.info_key is None or isinstance(metric.info_key, str)
+    assert METRICS["return_div_10"].info_key is None and not METRICS["return_div_10"].binary
+    with pytest.raises(KeyError, match="unknown metric"):
+        episode_value("no-such-metric", ep([0.0]))

@@ -205,6 +205,9 @@ def test_the_official_layout_loader_reads_a_demo_written_by_the_test_helper(tmp_
     assert np.allclose(state["robot_position"], source["robot_pos"][0])
     assert np.allclose(state["goal_position"], state["cube_position"])  # Reach: the goal is the cube
     assert test.demos[0].seed == 100 and train.source == "official" and train.stats["renderer"] == "official"
+    through_spec = REACH_CUBE.demos(n=1, path=tmp_path)  # the TaskSpec.demos contract of every suite: train split
+    assert through_spec.fingerprint == train.fingerprint and through_spec.describe() == train.describe()
+    assert REACH_CUBE.demos(n=1, path=tmp_path, split="test").demos[0].seed == 100
 
     move = official_demo(MOVE_CUBE, rng, length=11)
     path = demo_file(tmp_path / "trifinger-demos", MOVE_CUBE, 0)

@@ -52,9 +52,9 @@ def relocate_reach_grasp(
     """
     import mujoco
 
-    from tasks.adroit import _env_class
-
-    model = _env_class(spec.env_id)().model  # the same model file and actuator settings as the task's env
+    env = spec.make_env(render=False)  # the task's own env: the same model file and actuator settings
+    model = env.model
+    env.close()
     data = mujoco.MjData(model)
     site = model.site("S_grasp").id
     mean = model.actuator_ctrlrange.mean(axis=1)

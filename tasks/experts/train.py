@@ -29,8 +29,8 @@ from tasks.demos import SCRIPTED_SEED_BASE
 from tasks.experts import as_expert, load_expert, params_path
 from tasks.experts.ars import ARSConfig, LinearPolicy, episode_return, train_ars
 from tasks.experts.recipes import recipe
-from tasks.metrics import episode_value
-from tasks.spec import Episode, TaskSpec
+from tasks.metrics import Episode, episode_value
+from tasks.spec import TaskSpec
 
 ARS_EVAL_SEED_BASE = 20_000  # model selection during training: neither demo nor evaluation seeds
 

@@ -23,13 +23,8 @@ import io
 import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root, offline, sha256_file, sha256_text
-from tasks.demos import (
-    DemoSet,
-    DemosNotFoundError,
-    demo_stats,
-    episode_success,
-    lazy_demo,
-)
+from tasks.demos.demoset import DemoSet, DemosNotFoundError, demo_stats, lazy_demo
+from tasks.metrics import episode_success
 from tasks.spec import SimulatorMissingError, TaskSpec
 
 MINARI_FORMAT = 1
@@ -105,7 +100,7 @@ def replay_episode(spec: TaskSpec, episode, metadata: dict, render_size: int, qu
             drift = max(drift, float(np.max(np.abs(obs["state"] - stored[t + 1]))))
     finally:
         env.close()
-    success = episode_success(spec, np.asarray(rewards), {"goal_achieved": np.asarray(goals)})
+    success = episode_success(spec.metric, np.asarray(rewards), {"goal_achieved": np.asarray(goals)})
     return {
         "frames": np.stack(frames).astype(np.uint8),
         "proprio": np.stack(proprio).astype(np.float32),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root
-from tasks.demos import Demo
+from tasks.demos.demoset import Demo
 from tasks.spec import TaskSpec
 
 RERENDER_FORMAT = 1  # bump when what is rendered from a state changes
@@ -82,7 +82,7 @@ def rerender_official(
             atomic_write_bytes(file, buffer.getvalue(), replace=False)
         with np.load(file) as z:
             infos.append(json.loads(str(z["info"])))
-        demo._frames, demo._frame_loader = None, _frames_loader(file)
+        demo.read_frames_from(_frames_loader(file))
     diffs = [i["first_frame_mean_abs_diff"] for i in infos if "first_frame_mean_abs_diff" in i]
     checks["rerender"] = {
         "how": infos[0].get("frames"),
