@@ -23,7 +23,6 @@ import pytest
 from tests.conftest import REPO
 
 PACKAGES = ("encoders", "tasks", "policies", "experiments")
-IN_PROGRESS = {"experiments": "experiments restructuring in progress"}
 
 
 def _module_name(path: Path) -> str:
@@ -134,14 +133,7 @@ def _in(package: str, module: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def _params() -> list:
-    return [
-        pytest.param(p, marks=pytest.mark.xfail(strict=False, reason=IN_PROGRESS[p])) if p in IN_PROGRESS else p
-        for p in PACKAGES
-    ]
-
-
-@pytest.mark.parametrize("package", _params())
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycles(package):
     graph = _graph()
     cycles = [c for c in _cycles(graph) if any(_in(package, m) for m in c)]
@@ -149,7 +141,7 @@ def test_no_import_cycles(package):
     assert not cycles, f"import cycles involving {package}/ (imports inside functions count):\n" + "\n".join(loops)
 
 
-@pytest.mark.parametrize("package", _params())
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_private_names_imported_across_modules(package):
     bad = []
     for module, path in _sources().items():
@@ -164,7 +156,7 @@ def test_no_private_names_imported_across_modules(package):
     assert not bad, "private names imported from other modules:\n" + "\n".join(bad)
 
 
-@pytest.mark.parametrize("package", _params())
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_hydra_private_modules(package):
     bad = [
         f"{path.relative_to(REPO)}:{line}: {imported}"

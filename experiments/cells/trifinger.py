@@ -110,8 +110,8 @@ def train_and_evaluate(run: CellRun) -> None:
             horizon=s.horizon,
             progress=s.progress,
         )
-        train = module.load_demos(task, split="train", n=s.n_demos, **kwargs)
-        test = module.load_demos(task, split="test", n=s.eval_episodes, **kwargs)
+        train = task.demos(split="train", n=s.n_demos, **kwargs)
+        test = task.demos(split="test", n=s.eval_episodes, **kwargs)
     record["demos"] = train.describe() | {"test": test.describe()}
     renderer = module.renderer_for(s.render_quality)
     if train.stats["renderer"] == "official" and renderer != "tiny":
