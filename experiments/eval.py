@@ -48,12 +48,16 @@ def fail(message: str) -> None:
 
 def check_before_work(cells) -> None:
     """What can be checked without running anything, for the cells that will run: simulators installed,
-    results folders writable (a cell must never run for hours and then fail to save its record)."""
+    demos on disk, results folders writable (a cell must never run for hours and then fail to save its record)."""
     import tasks
     from encoders.storage import check_writable
+    from policies import get_policy
 
     for name in dict.fromkeys(cell.settings.task for cell in cells):
         tasks.get(name).require_simulator()
+    imitation = [c.settings for c in cells if get_policy(c.settings.policy).learning == "il"]
+    for task, source, path in dict.fromkeys((s.task, s.demo_source, s.demo_path) for s in imitation):
+        tasks.get(task).check_demos(source, path)  # official demos that are not on disk: named now
     for folder in dict.fromkeys([*(Path(c.settings.results_dir) for c in cells), *(c.path.parent for c in cells)]):
         check_writable(folder)
 

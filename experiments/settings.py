@@ -221,6 +221,17 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
     def pick(value, task_default):
         return task_default if value is None else value
 
+    def whole(key: str, value) -> int:
+        """A protocol count as an int; anything else (two, 1.5, true) names its key."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise SettingError(f"protocol.{key}={value!r}: expected a whole number")
+        return int(value)
+
+    def real(key: str, value) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingError(f"protocol.{key}={value!r}: expected a number")
+        return float(value)
+
     default_policy = policy_for(knob("policy"), encoder, task.suite)
     policy = policy_for(cfg.policy, encoder) if cfg.policy else default_policy
     check_policy(policy, task)
@@ -232,21 +243,21 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         seed=int(seed),
         policy=policy,
         default_policy=default_policy,
-        epochs=int(pick(knob("epochs"), getattr(task, "epochs", None))),
-        eval_every=int(pick(knob("eval_every"), getattr(task, "eval_every", None))),
-        batch_size=int(knob("batch_size")),
-        lr=float(knob("lr")),
-        eval_episodes=int(pick(p.eval_episodes, task.eval_episodes)),
-        n_demos=int(pick(p.n_demos, task.n_demos)),
-        horizon=int(pick(knob("horizon"), task.horizon)),
-        render_size=int(pick(p.render_size, task.render_size)),
+        epochs=whole("epochs", pick(knob("epochs"), getattr(task, "epochs", None))),
+        eval_every=whole("eval_every", pick(knob("eval_every"), getattr(task, "eval_every", None))),
+        batch_size=whole("batch_size", knob("batch_size")),
+        lr=real("lr", knob("lr")),
+        eval_episodes=whole("eval_episodes", pick(p.eval_episodes, task.eval_episodes)),
+        n_demos=whole("n_demos", pick(p.n_demos, task.n_demos)),
+        horizon=whole("horizon", pick(knob("horizon"), task.horizon)),
+        render_size=whole("render_size", pick(p.render_size, task.render_size)),
         render_quality=str(cfg.render_quality or p.render_quality),
         demo_source=str(cfg.demos.source or p.demo_source),
         demo_path=cfg.demos.path,
-        history=int(pick(knob("history"), task.history)),
+        history=whole("history", pick(knob("history"), task.history)),
         fusion=str(pick(knob("fusion"), task.fusion)),
         hidden=tuple(knob("hidden")),
-        dropout=float(p.dropout),
+        dropout=real("dropout", p.dropout),
         small_init=str(p.small_init),
         headline=str(p.headline),
         device=str(cfg.device),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from encoders.lookup import resolve, unknown_name
+from encoders.lookup import UnknownNameError, resolve, unknown_name
 
 MUJOCO_SUITES = ("metaworld", "dmc", "adroit")
 HABITAT_SUITES = ("imagenav", "objectnav", "mobilepick")
@@ -91,7 +91,8 @@ RL_POLICIES = tuple(name for name, p in POLICIES.items() if p.learning == "rl" a
 
 def get_policy(name: str) -> PolicySpec:
     if name not in POLICIES:
-        raise unknown_name("policy", name, POLICIES, "nox -s list -- policies")
+        error = unknown_name("policy", name, POLICIES, "nox -s list -- policies")
+        raise UnknownNameError(f"{error} Policies: {', '.join(POLICIES)}.")
     return POLICIES[name]
 
 

@@ -29,7 +29,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from tasks.demos import load_demos as load_demos  # this suite's demo loader (re-exported: the adapter API)
+from tasks.demos import check_demos as check_demos  # the adapter API: demo loader and its check
+from tasks.demos import load_demos as load_demos
 from tasks.spec import TaskSpec
 
 CAMERA = "vil_camera"

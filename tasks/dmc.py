@@ -57,7 +57,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from tasks.demos import load_demos as load_demos  # this suite's demo loader (re-exported: the adapter API)
+from tasks.demos import check_demos as check_demos  # the adapter API: demo loader and its check
+from tasks.demos import load_demos as load_demos
 from tasks.spec import TaskSpec
 
 INSTALL = "pip install 'cortexbench-harness[dmc]'  (dm_control==1.0.28, mujoco==3.3.0)"

@@ -106,6 +106,13 @@ class TaskSpec:
         experts, Minari, or a path); suites may take more keywords (TriFinger: `split="train" | "test"`)."""
         return self.adapter_module().load_demos(self, n=n or self.n_demos, source=source, **kwargs)
 
+    def check_demos(self, source: str = "official", path: str | None = None) -> None:
+        """Raise `DemosNotFoundError` now when the demos of `source` are not on disk (the adapter's optional
+        `check_demos`), so a run fails before any encoder is built rather than after."""
+        check = getattr(self.adapter_module(), "check_demos", None)
+        if check is not None:
+            check(self, source, path)
+
     def score(self, episodes: list[Episode]) -> float:
         """The protocol metric over episodes: success % or return / 10."""
         return score(self.metric, episodes)

@@ -30,7 +30,7 @@ def test_store_then_load_round_trips_memory_mapped(tmp_path, arrays):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete_meta"])
-def test_damaged_entries_are_detected_and_removed(tmp_path, arrays, damage):
+def test_damaged_entries_are_detected_kept_aside_and_recomputed(tmp_path, arrays, damage):
     cache = EmbeddingCache(tmp_path)
     key = cache.key("enc", "demos", "vector", "float32")
     entry = cache.store(key, arrays, {})
@@ -45,6 +45,7 @@ def test_damaged_entries_are_detected_and_removed(tmp_path, arrays, damage):
         (entry.path / "meta.json").unlink()
     assert cache.load(key) is None
     assert not entry.path.exists()
+    assert len(list(entry.path.parent.glob(f"{entry.path.name}.corrupt-*"))) == 1  # kept for inspection
     assert cache.store(key, arrays, {}).path.exists() and cache.load(key).hit
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from tasks.demos.demoset import Demo, DemoSet, DemosNotFoundError, demo_stats, lazy_demo
 from tasks.demos.minari import load_minari_demos
 from tasks.demos.official import (
+    check_official,
     load_official,
     official_format_paths,
     official_path,
@@ -27,6 +28,18 @@ from tasks.demos.official import (
 )
 from tasks.demos.scripted import SCRIPTED_SEED_BASE, load_scripted
 from tasks.spec import TaskSpec
+
+
+def check_demos(spec: TaskSpec, source: str = "official", path: str | Path | None = None) -> None:
+    """Fail now (`DemosNotFoundError`, naming the file and how to get it) when demos of `source` cannot be
+    read; sources the harness makes itself (scripted, expert, minari) are always there to make."""
+    if source == "official":
+        check_official(spec, path)
+    elif source not in ("scripted", "expert", "minari") and not official_path(spec, source).is_file():
+        raise DemosNotFoundError(
+            f"demos.source={source!r}: no demo file at {official_path(spec, source)} "
+            "(expected official CortexBench pickle layout)"
+        )
 
 
 def load_demos(
@@ -49,11 +62,8 @@ def load_demos(
     elif source == "minari":
         demos = load_minari_demos(spec, n, render_size or spec.render_size, quality, dataset_id=path, progress=progress)
     else:
+        check_demos(spec, source)
         file = official_path(spec, source)
-        if not file.is_file():
-            raise DemosNotFoundError(
-                f"demos.source={source!r}: no demo file at {file} (expected official CortexBench pickle layout)"
-            )
         demos = load_official(spec, n, file, render_size, quality, progress)
         demos.source = f"file:{file}"
     if horizon is not None:
@@ -67,6 +77,7 @@ __all__ = [
     "Demo",
     "DemoSet",
     "DemosNotFoundError",
+    "check_demos",
     "demo_stats",
     "lazy_demo",
     "load_demos",

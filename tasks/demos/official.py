@@ -187,6 +187,18 @@ def official_path(spec: TaskSpec, path: str | Path | None = None) -> Path:
     return data_root() / f"{spec.suite}-expert-v1.0" / spec.official_demo_file
 
 
+def check_official(spec: TaskSpec, path: str | Path | None = None) -> None:
+    """Raise `DemosNotFoundError` with the ways to get them when the official pickle is not there."""
+    file = official_path(spec, path)
+    if not file.is_file():
+        raise DemosNotFoundError(
+            f"official CortexBench demonstrations for {spec.name!r} are missing: {file}\n"
+            f"  get them with `nox -s demos -- {spec.suite}` (downloads and checks the official archive),\n"
+            f"  or point at a copy with demos.path=<folder or file>, or set ${DATA_ENV},\n"
+            f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
+        )
+
+
 def load_official(
     spec: TaskSpec,
     n: int,
@@ -197,13 +209,7 @@ def load_official(
 ) -> DemoSet:
     """The first `n` demos of the official pickle (at `path` or in the data folder), re-rendered where possible."""
     file = official_path(spec, path)
-    if not file.is_file():
-        raise DemosNotFoundError(
-            f"official CortexBench demonstrations for {spec.name!r} are missing: {file}\n"
-            f"  get them with `nox -s demos -- {spec.suite}` (downloads and checks the official archive),\n"
-            f"  or point at a copy with demos.path=<folder or file>, or set ${DATA_ENV},\n"
-            f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
-        )
+    check_official(spec, path)
     paths = read_official_paths(file, n)
     demos = demos_from_paths(paths, spec, str(file))
     sha = sha256_file(file)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import tasks
+from encoders.lookup import parse_key_values
 from encoders.storage import atomic_write_bytes
 from tasks.demos import SCRIPTED_SEED_BASE
 from tasks.experts import as_expert, load_expert, params_path
@@ -146,36 +147,25 @@ def rerecord(spec: TaskSpec, episodes: int) -> None:
     print(f"re-measured {path}\n  {_format(spec, meta['measured'])}", flush=True)
 
 
-def _parse(argv: list[str]) -> dict[str, str]:
-    args = {}
-    for arg in argv:
-        if "=" not in arg:
-            raise SystemExit(f"error: expected key=value, got {arg!r} (see `python -m tasks.experts.train --help`)")
-        key, value = arg.split("=", 1)
-        args[key] = value
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    args = _parse(argv)
-    if "task" not in args:
-        raise SystemExit("error: task=<task or suite> is required, e.g. task=dmc-cheetah-run")
-    names = tasks.expand(args.pop("task"))
-    episodes = int(args.pop("episodes", 10))
-    do_train = args.pop("train", "true").lower() in ("1", "true", "yes")
-    record = args.pop("record", "false").lower() in ("1", "true", "yes")
-    out = Path(args.pop("out")) if "out" in args else None
     fields = {f.name: f.type for f in dataclasses.fields(ARSConfig)}
-    unknown = set(args) - set(fields)
-    if unknown:
-        raise SystemExit(
-            f"error: unknown option(s) {sorted(unknown)}; known: task, episodes, train, record, out, {sorted(fields)}"
-        )
-    overrides = {k: (float(v) if fields[k] == "float" else int(v)) for k, v in args.items()}
+    defaults = {"task": "", "episodes": 10, "train": True, "record": False, "out": "", **dict.fromkeys(fields)}
+    args = parse_key_values(argv, defaults, "nox -s experts --")
+    if not args["task"]:
+        raise SystemExit("error: task=<task or suite> is required, e.g. task=dmc-cheetah-run")
+    names = tasks.expand(args["task"])
+    episodes, do_train, record = args["episodes"], args["train"], args["record"]
+    out = Path(args["out"]) if args["out"] else None
+    try:
+        overrides = {
+            k: (float(args[k]) if fields[k] == "float" else int(args[k])) for k in fields if args[k] is not None
+        }
+    except ValueError as err:
+        raise SystemExit(f"error: a recipe override is not a number ({err})") from None
     for name in names:
         spec = tasks.get(name)
         spec.require_simulator()

@@ -61,6 +61,7 @@ from __future__ import annotations
 from tasks.trifinger.control import ImpedanceController
 from tasks.trifinger.demos import (
     DEMO_KEYS,
+    check_demos,
     collect_scripted_demo,
     demo_file,
     demo_ids,
@@ -96,6 +97,7 @@ __all__ = [
     "TriFingerCubeEnv",
     "TriFingerTaskSpec",
     "backend_info",
+    "check_demos",
     "collect_scripted_demo",
     "demo_file",
     "demo_ids",

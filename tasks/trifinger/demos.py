@@ -251,6 +251,32 @@ def _demo_success(data: dict[str, np.ndarray], spec: TriFingerTaskSpec) -> float
     return move_scaled_success(cube[-1], cube[0], goal)
 
 
+def check_demos(
+    spec: TriFingerTaskSpec,
+    source: str = "official",
+    path: str | Path | None = None,
+    split: str = "train",
+    n: int | None = None,
+) -> None:
+    """Fail now (`DemosNotFoundError`, naming a missing file and how to get the demos) unless the demos of
+    `split` are on disk; scripted demos are made on demand, so they are always there."""
+    if source == "scripted":
+        return
+    ids = demo_ids(split, n if n is not None else (spec.n_demos if split == "train" else spec.eval_episodes))
+    root = official_root(path if source == "official" else source)
+    files = [demo_file(root, spec, i) for i in ids]
+    absent = [f for f in files if not f.is_file()]
+    if absent:
+        where = "demos.path / $CORTEXBENCH_DATA" if source == "official" else f"demos.source={source!r}"
+        raise DemosNotFoundError(
+            f"TriFinger demonstrations for {spec.name!r} are missing: {absent[0]}"
+            f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''}\n"
+            f"  download {ARCHIVE_URL} and unzip it into $CORTEXBENCH_DATA (giving trifinger-demos/{spec.demo_folder}/...),\n"
+            f"  or point at the unzipped folder with demos.path=<folder> (checked: {where}),\n"
+            f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
+        )
+
+
 def load_demos(
     spec: TriFingerTaskSpec,
     n: int | None = None,
@@ -290,16 +316,7 @@ def load_demos(
     else:
         root = official_root(path if source == "official" else source)
         files = [demo_file(root, spec, i) for i in ids]
-        absent = [f for f in files if not f.is_file()]
-        if absent:
-            where = "demos.path / $CORTEXBENCH_DATA" if source == "official" else f"demos.source={source!r}"
-            raise DemosNotFoundError(
-                f"TriFinger demonstrations for {spec.name!r} are missing: {absent[0]}"
-                f"{f' (and {len(absent) - 1} more)' if len(absent) > 1 else ''}\n"
-                f"  download {ARCHIVE_URL} and unzip it into $CORTEXBENCH_DATA (giving trifinger-demos/{spec.demo_folder}/...),\n"
-                f"  or point at the unzipped folder with demos.path=<folder> (checked: {where}),\n"
-                f"  or use offline demonstrations with demos.source=scripted (recorded as such in the run record)."
-            )
+        check_demos(spec, source, path, split, n)
         renderer = None
         frames_from = "official downsample.pth image_60 (pybullet TinyRenderer, trifinger_simulation fork)"
     demos, digests, successes, renderers = [], [], [], set()
