@@ -244,9 +244,8 @@ def test_a_corrupt_record_is_kept_aside_and_the_cell_runs_again(tmp_path):
 
 @pytest.mark.slow
 def test_a_failed_rerun_never_replaces_an_ok_record(tmp_path):
-    from experiments.plan import plan_sweep
-
     import tasks
+    from experiments.plan import plan_sweep
 
     broken = tmp_path / "demos"  # a demo file that is there (so planning accepts it) but unreadable
     broken.mkdir()
