@@ -122,7 +122,7 @@ def test_bad_records_are_reported_by_path_and_skipped(built):
     md = (out / "leaderboard.md").read_text()
     assert f"- `{MALFORMED}` (malformed): not readable JSON" in md
     assert f"- `{OTHER_SCHEMA}` (malformed): schema_version 2 is not 1" in md
-    assert "(20 files: 17 ok, 1 failed, 2 not usable)" in md
+    assert "(21 files: 18 ok, 1 failed, 2 not usable)" in md
     rows = _rows(out)
     assert not any(key[4] == "metaworld-drawer-open" for key in rows if key[0] == "theia")  # no usable record
     assert rows[("theia", "best", "ours", "theia-base", "metaworld-hammer")]["value"] == "95.00"  # the rest counts

@@ -26,6 +26,7 @@ import torch
 import tasks
 from encoders.frozen import FrozenEncoder, resolve_device
 from encoders.storage import file_lock, leftover_temp_files, move_aside
+from experiments.conformance import stamp
 from experiments.provenance import provenance
 from experiments.records import (
     SCHEMA_VERSION,
@@ -111,6 +112,7 @@ def new_record(s: CellSettings, encoder: FrozenEncoder, task: TaskSpec, policy: 
         "scores": None,
         "episodes": None,
         "feature_norm_entropy": None,
+        "conformance": None,  # stamped when the cell ends (`experiments.conformance`)
         "timing": {},
         "settings": s.as_dict(),
         "provenance": provenance(str(device))
@@ -139,6 +141,7 @@ def execute(run: CellRun) -> dict:
         run.record["error"] = error_info(err)
     finally:
         run.timing["total"] = round(time.perf_counter() - start, 3)
+    run.record["conformance"] = stamp(run.record, run.settings, run.encoder.weights.kind)
     if run.record["status"] != "ok" and read_ok_record(run.path) is not None:  # overwrite=true that failed
         kept = failed_rerun_path(run.path)
         write_record(kept, run.record)

@@ -5,7 +5,10 @@
 - Per row: suite means (mean of task means, only when every task of the suite is there), the Theia-style
   12-task MuJoCo mean, the VC-1-style mean of suite means (over every suite the harness runs), and the
   IQM over all runs with a stratified-bootstrap 95% interval (`experiments.leaderboard.stats`).
-- Protocols are never mixed: every protocol has its own tables (the smoke protocol included).
+- Protocols are never mixed: every protocol has its own tables (the smoke protocol included). Only records
+  that conform to their protocol (`experiments.conformance`) stand beside published rows; the others go to
+  sections of their own, one per protocol and set of deviations, headed by the deviations, without
+  published rows, never averaged with conforming records.
 - Published rows hold the printed values of the published data; suite and 12-task means computed
   from printed per-task values are marked `derived`.
 
@@ -72,7 +75,8 @@ class Row:
 
 @dataclass
 class Table:
-    """One protocol under one selection (best or final)."""
+    """One protocol under one selection (best or final). `protocol` names the section: the protocol, or for
+    records that deviate from it, the protocol followed by its deviations in brackets."""
 
     protocol: str
     selection: str
@@ -97,6 +101,7 @@ class ProtocolBoard:
     printed: list[tuple[str, str, Entry, Entry]]  # (model, column, printed, recomputed)
     missing: list[str]  # lines for the "missing and failed" list
     sources: list[Source]
+    deviations: tuple[str, ...] = ()  # () for the protocol's conforming section
 
 
 @dataclass
@@ -317,13 +322,14 @@ def build(collection: Collection, published: Published, headlines: Mapping[str, 
                 )
             )
     task_order = [t for ts in suite_tasks.values() for t in ts]
-    by_protocol: dict[str, list[Run]] = defaultdict(list)
+    by_section: dict[tuple[str, tuple[str, ...]], list[Run]] = defaultdict(list)
     for run in collection.runs:
-        by_protocol[run.protocol].append(run)
-    protocols = sorted(set(by_protocol) | set(published.protocols()), key=lambda p: (p == "smoke", p))
+        by_section[(run.protocol, run.deviations)].append(run)
+    sections = set(by_section) | {(p, ()) for p in published.protocols()}
     boards = []
-    for protocol in protocols:
-        runs = by_protocol.get(protocol, [])
+    for protocol, deviations in sorted(sections, key=lambda k: (k[0] == "smoke", k[0], k[1])):
+        runs = by_section.get((protocol, deviations), [])
+        section = f"{protocol} [{'; '.join(deviations)}]" if deviations else protocol
         voted = Counter(r.headline for r in runs if r.headline in SELECTIONS)
         if voted:
             headline = sorted(voted.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
@@ -340,7 +346,7 @@ def build(collection: Collection, published: Published, headlines: Mapping[str, 
         else:
             headline = headlines.get(protocol) or "best"
             headline_from = f"`{PROTOCOL_CONFIGS}/{protocol}.yaml`"
-        pub_rows = _published_rows(protocol, published, suite_tasks)
+        pub_rows = [] if deviations else _published_rows(protocol, published, suite_tasks)
         seen_tasks = {r.task for r in runs} | {c for row in pub_rows for c in row.entries if c in task_order}
         tasks = [t for t in task_order if t in seen_tasks]
         seen_suites = {published.task(t).suite if published.task(t) else None for t in tasks}
@@ -353,7 +359,7 @@ def build(collection: Collection, published: Published, headlines: Mapping[str, 
         for selection in sorted(SELECTIONS, key=lambda s: s != headline):
             rows = _our_rows(runs, selection, published, suite_tasks, label_names, problems) + pub_rows
             rows.sort(key=lambda r: r.key)
-            tables.append(Table(protocol, selection, selection == headline, tasks, suites, rows))
+            tables.append(Table(section, selection, selection == headline, tasks, suites, rows))
         printed = []
         for row in pub_rows:
             for column, entry in row.entries.items():
@@ -362,13 +368,14 @@ def build(collection: Collection, published: Published, headlines: Mapping[str, 
         printed.sort(key=lambda p: (p[1], p[0].lower()))
         boards.append(
             ProtocolBoard(
-                protocol=protocol,
+                protocol=section,
                 headline=headline,
                 headline_from=headline_from,
                 tables=tables,
                 printed=printed,
-                missing=_missing_lines(tables[0], problems, protocol, suite_tasks),
-                sources=published.sources_for(protocol),
+                missing=[] if deviations else _missing_lines(tables[0], problems, protocol, suite_tasks),
+                sources=[] if deviations else published.sources_for(protocol),
+                deviations=deviations,
             )
         )
     problems.sort(key=lambda p: (p.kind, p.path, p.message))

@@ -40,6 +40,7 @@ class Run:
     final: float
     headline: str | None
     entropy: float | None
+    deviations: tuple[str, ...] = ()  # from the record's conformance stamp; () = conforms to its protocol
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def _parse(path: Path, rel: str) -> Run | Problem:
     entropy = record.get("feature_norm_entropy")
     entropy = entropy.get("value") if isinstance(entropy, dict) else None
     return Run(
+        deviations=deviations_of(record),
         path=path,
         protocol=protocol,
         label=label,
@@ -121,6 +123,19 @@ def _parse(path: Path, rel: str) -> Run | Problem:
         headline=scores.get("headline") or (record["protocol"] or {}).get("headline"),
         entropy=float(entropy) if _finite(entropy) else None,
     )
+
+
+NOT_STAMPED = "conformance not recorded (a record older than the conformance stamp: rerun it)"
+
+
+def deviations_of(record: dict) -> tuple[str, ...]:
+    """The record's deviations from its protocol; a record without a stamp cannot be shown to conform."""
+    stamp = record.get("conformance")
+    if not isinstance(stamp, dict) or not isinstance(stamp.get("deviations"), list):
+        return (NOT_STAMPED,)
+    if stamp.get("conforms") is True and not stamp["deviations"]:
+        return ()
+    return tuple(str(d) for d in stamp["deviations"]) or ("marked as not conforming",)
 
 
 STDERR = "stderr"  # resolved when called, so that redirected streams (pytest's capsys) are honoured

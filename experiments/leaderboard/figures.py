@@ -38,6 +38,8 @@ def plan(board: Board) -> list[Figure]:
     """The figures a board gets: a kind is drawn only when it has something to show."""
     figures = []
     for protocol in board.protocols:
+        if protocol.deviations:  # figures are drawn for protocols, not for their deviating records
+            continue
         table = protocol.tables[0]
         name = protocol.protocol
         if any(row.entries.get(f"suite:{s}", Entry()).value is not None for row in table.rows for s in table.suites):

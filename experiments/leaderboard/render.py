@@ -206,9 +206,17 @@ def _printed(board: ProtocolBoard) -> list[str]:
 def _protocol_section(
     board: ProtocolBoard, suite_names: dict[str, str], figures: list[Figure], published_label: str
 ) -> list[str]:
-    out = [f"## Protocol `{board.protocol}`", ""]
-    if board.sources:
-        out.append("Published rows:")
+    if board.deviations:
+        out = [f"## Protocol `{board.protocol.split(' [', 1)[0]}`, not conforming", ""]
+        out += [
+            "These records deviate from the protocol file: they stand beside no published number and are not "
+            "averaged with conforming records. Deviations:",
+            "",
+            *(f"- {d}" for d in board.deviations),
+            "",
+        ]
+    elif board.sources:
+        out = [f"## Protocol `{board.protocol}`", "", "Published rows:"]
         out += [f"- {s.citation}, {s.table} (`{published_label}/{s.file}`)." for s in board.sources]
         out += [
             "",
@@ -217,7 +225,7 @@ def _protocol_section(
             "",
         ]
     else:
-        out += ["No published numbers for this protocol.", ""]
+        out = [f"## Protocol `{board.protocol}`", "", "No published numbers for this protocol.", ""]
     out += [f"Headline selection: `{board.headline}` (from {board.headline_from}).", ""]
     for table in board.tables:
         title = f"`{table.selection}` evaluation" + (" (headline)" if table.headline else "")
