@@ -19,7 +19,7 @@ from omegaconf import MISSING, OmegaConf
 from encoders.cache import MODES as CACHE_MODES
 from encoders.cache import STORAGE_DTYPES
 from encoders.spec import EncoderSpec
-from policies import POLICIES, RL_POLICIES, get_policy, suite_default
+from policies import POLICIES, RL_POLICIES, counterpart, get_policy
 from tasks.rendering import QUALITIES
 from tasks.spec import TaskSpec
 
@@ -158,13 +158,14 @@ class CellSettings:
 
 
 def policy_for(choice: str, spec: EncoderSpec, suite: str | None = None) -> str:
-    """The policy a choice means: `auto` is Theia's rule; a suite that trains only one policy (TriFinger,
-    Habitat) gets that one when the choice is not for it."""
+    """The policy a choice means on `suite`. `auto` is Theia's rule: spatial tokens and a conv neck for
+    transformers (bc-conv; trifinger-conv on TriFinger), the vector output and an MLP for CNNs (bc-mlp;
+    on TriFinger CortexBench's trifinger-mlp, as Theia's release has no TriFinger head for vectors). A
+    policy that does not train on the suite stands for its counterpart there (`policies.counterpart`)."""
     if choice == "auto":
         choice = "bc-conv" if spec.backbone_type == "transformer" and "spatial" in spec.outputs else "bc-mlp"
-    only = suite_default(suite) if suite else None
-    if only and choice in POLICIES and suite not in POLICIES[choice].suites:
-        return only
+    if suite and choice in POLICIES and suite not in POLICIES[choice].suites:
+        return counterpart(choice, suite) or choice
     return choice
 
 
@@ -256,7 +257,7 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         demo_path=cfg.demos.path,
         history=whole("history", pick(knob("history"), task.history)),
         fusion=str(pick(knob("fusion"), task.fusion)),
-        hidden=tuple(knob("hidden")),
+        hidden=tuple(pick(knob("hidden"), get_policy(policy).hidden)),
         dropout=real("dropout", p.dropout),
         small_init=str(p.small_init),
         headline=str(p.headline),

@@ -27,6 +27,7 @@ class PolicySpec:
     body: str  # "module:attr" of the cell body (the training loop) that trains it
     head: str | None = None  # "module:attr" of the head class, for heads built by `build_head`
     learning: str = "il"  # il (imitation from demos) or rl (from interaction)
+    hidden: tuple[int, ...] = ()  # the head's hidden sizes in its reference code (a protocol's `hidden: null`)
     record_name: str | None = None  # the name in records when it differs from `name`
     description: str = ""
 
@@ -43,6 +44,7 @@ POLICIES: dict[str, PolicySpec] = {
             MUJOCO_SUITES,
             "experiments.cells.bc:train_and_evaluate",
             head="policies.bc_mlp:MLPHead",
+            hidden=(256, 256, 256),
             description="CortexBench's BC head: mjrl BatchNormMLP on the fused history of the vector output",
         ),
         PolicySpec(
@@ -51,14 +53,28 @@ POLICIES: dict[str, PolicySpec] = {
             MUJOCO_SUITES,
             "experiments.cells.bc:train_and_evaluate",
             head="policies.bc_conv:ConvHead",
-            description="Theia's BC head: conv neck on the spatial tokens, then an MLP",
+            hidden=(256, 256, 256),
+            description="Theia's BC head: conv neck (with the released code's LayerNorms) on the spatial tokens, "
+            "then mjrl's BatchNormMLP",
         ),
         PolicySpec(
             "trifinger-mlp",
             "vector",
             ("trifinger",),
             "experiments.cells.trifinger:train_and_evaluate",
+            head="policies.trifinger_mlp:TriFingerMLP",
+            hidden=(2000, 2000),
             description="CortexBench's TriFinger head: MLP 2000-2000 on fingertips + embedding (+ goal embedding)",
+        ),
+        PolicySpec(
+            "trifinger-conv",
+            "spatial",
+            ("trifinger",),
+            "experiments.cells.trifinger:train_and_evaluate",
+            head="policies.trifinger_conv:TriFingerConv",
+            hidden=(256, 256),
+            description="Theia's TriFinger head: conv neck on the spatial tokens (+ the goal image's as channels), "
+            "then MLP 256-256 with the fingertips",
         ),
         PolicySpec(
             "ppo",
@@ -96,10 +112,15 @@ def get_policy(name: str) -> PolicySpec:
     return POLICIES[name]
 
 
-def suite_default(suite: str) -> str | None:
-    """The only policy a suite can train, for suites with exactly one (TriFinger, Habitat); else None."""
-    only = [p.name for p in POLICIES.values() if suite in p.suites]
-    return only[0] if len(only) == 1 else None
+def counterpart(policy: str, suite: str) -> str | None:
+    """The policy that stands for `policy` on a suite it does not train on: the suite's only policy
+    (Habitat), else the suite's one policy reading the same input kind (bc-conv -> trifinger-conv,
+    bc-mlp -> trifinger-mlp); None when there is no single such policy."""
+    fits = [p for p in POLICIES.values() if suite in p.suites]
+    if len(fits) == 1:
+        return fits[0].name
+    same = [p.name for p in fits if p.input_kind == input_kind(policy)]
+    return same[0] if len(same) == 1 else None
 
 
 def input_kind(policy: str) -> str:
@@ -108,7 +129,7 @@ def input_kind(policy: str) -> str:
 
 
 def build_head(policy: str, *, history: int, encoder_spec, proprio_dim: int, action_dim: int, **hparams) -> nn.Module:
-    """Construct the BC head of `policy` sized for the encoder and task."""
+    """Construct the head of `policy` sized for the encoder and task (BC and TriFinger heads)."""
     spec = get_policy(policy)
     if spec.head is None:
         raise ValueError(f"policy {policy!r} has no BC head to build (its cell body builds its own model)")

@@ -1,10 +1,12 @@
-"""Theia's policy for spatial tokens: a 3-layer conv neck, then the BatchNormMLP (`policy=bc-conv`).
+"""Theia's policy for spatial tokens: the conv neck, then the BatchNormMLP (`policy=bc-conv`).
 
-Paper Table 8 (arXiv:2407.20179): Conv2d(C*K, 256, k4, s2, p1) - ReLU - Conv2d(256, 256, k3, s2) -
-ReLU - Conv2d(256, 256, k3, s1) - ReLU - flatten, then proprio and the 256x3 BatchNormMLP. The repo's
-`ConvBatchNormMLP` adds LayerNorms whose shapes fit only 14x14 grids; the paper's version without
-them maps 14x14 -> 7 -> 3 -> 1 and 16x16 -> 8 -> 3 -> 1, so DINOv2/CLIP-L grids work too. The fused
-history enters as channels in Theia's order `b (t h w c) -> b (c t) h w`.
+The neck is the released head's (theia @59d0448 `policy_heads.py: ConvBatchNormMLP`; `policies/conv_neck.py`):
+three convolutions, each followed by a LayerNorm over (channels, h, w) and a ReLU, then flatten; the 256-d
+output and the proprioception feed mjrl's 256x3 BatchNormMLP. Paper Table 8 omits the LayerNorms, but the
+maintainers say the released head produced the numbers (theia issue #19), so it is followed
+(`layer_norm=False` builds the Table 8 variant). The LayerNorm shapes follow the grid: 14x14 -> 7 -> 3 -> 1
+as released, 16x16 -> 8 -> 3 -> 1 for DINOv2 / CLIP-L/14. The fused history enters as channels in Theia's
+order `b (t h w c) -> b (c t) h w`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from torch import nn
 
 from policies.bc_mlp import BatchNormMLP
+from policies.conv_neck import WIDTH, conv_neck, neck_dim
 
 
 class ConvHead(nn.Module):
@@ -26,22 +29,15 @@ class ConvHead(nn.Module):
         hidden=(256, 256, 256),
         dropout: float = 0.0,
         small_init: str = "mjrl",
-        width: int = 256,
+        width: int = WIDTH,
+        layer_norm: bool = True,
     ):
         super().__init__()
         self.grid = tuple(grid)
-        self.neck = nn.Sequential(
-            nn.Conv2d(token_dim * history, width, kernel_size=4, stride=2, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(width, width, kernel_size=3, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(width, width, kernel_size=3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
+        self.neck = conv_neck(token_dim * history, self.grid, layer_norm, width)
+        self.mlp = BatchNormMLP(
+            neck_dim(self.grid, width) + proprio_dim, action_dim, tuple(hidden), dropout, small_init
         )
-        with torch.no_grad():
-            neck_dim = self.neck(torch.zeros(1, token_dim * history, *self.grid)).shape[1]
-        self.mlp = BatchNormMLP(neck_dim + proprio_dim, action_dim, tuple(hidden), dropout, small_init)
 
     def forward(self, tokens: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """tokens: [B, K, N, C] fused history of spatial tokens."""

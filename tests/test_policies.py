@@ -100,3 +100,24 @@ def test_heads_are_chosen_by_the_output_they_consume():
     with pytest.raises(UnknownNameError, match="Unknown policy 'bc-transformer'"):
         input_kind("bc-transformer")
     assert np.isfinite(mlp.eval()(torch.randn(2, 3, 192), torch.randn(2, 4)).detach().numpy()).all()
+
+
+def test_a_policy_for_another_suite_stands_for_its_counterpart_there():
+    from encoders import get_spec
+    from experiments.settings import policy_for
+    from policies import counterpart
+
+    assert (
+        counterpart("bc-conv", "trifinger") == "trifinger-conv"
+        and counterpart("bc-mlp", "trifinger") == "trifinger-mlp"
+    )
+    assert counterpart("bc-conv", "imagenav") == "cortexbench-habitat"  # the suite's only policy
+    vit, cnn = get_spec("random-vit-tiny"), get_spec("r3m-rn50")
+    assert (
+        policy_for("auto", vit, "trifinger") == "trifinger-conv"
+        and policy_for("auto", cnn, "trifinger") == "trifinger-mlp"
+    )
+    assert (
+        policy_for("auto", vit, "metaworld") == "bc-conv"
+        and policy_for("trifinger-mlp", vit, "trifinger") == "trifinger-mlp"
+    )

@@ -309,3 +309,69 @@ def test_smoke_eval_of_reach_cube_writes_a_full_record(tmp_path):
     assert record["demos"]["renderer"] == record["provenance"]["render"]["renderer"]  # demos and evaluation agree
     assert record["feature_norm_entropy"]["value"] > 0 and record["feature_norm_entropy"]["n_frames"] == 12
     assert record["task"]["metric"] == "scaled_success" and record["settings"]["batch_size"] == 32
+
+
+# --- Theia's TriFinger head (policy=trifinger-conv) ----------------------------------------------------
+def test_theia_protocol_gives_transformers_theias_trifinger_head_and_cnns_cortexbenchs():
+    from hydra import compose, initialize_config_dir
+
+    import encoders
+    from experiments.settings import resolve_settings
+
+    vit, cnn = encoders.get_spec("random-vit-tiny"), encoders.get_spec("r3m-rn50")
+    with initialize_config_dir(config_dir=str(REPO / "experiments" / "conf"), version_base=None):
+        theia = compose(config_name="config", overrides=["encoder=random-vit-tiny", "task=trifinger", "protocol=theia"])
+        forced = compose(
+            config_name="config",
+            overrides=["encoder=random-vit-tiny", "task=trifinger", "protocol=theia", "policy=trifinger-mlp"],
+        )
+    for task in (REACH_CUBE, MOVE_CUBE):
+        s = resolve_settings(theia, task, vit, 100)
+        assert (s.policy, s.default_policy, s.hidden) == ("trifinger-conv", "trifinger-conv", (256, 256))
+        assert (s.batch_size, s.lr, s.eval_episodes) == (32, 1e-4, 25)
+        cnn_settings = resolve_settings(theia, task, cnn, 100)
+        assert (cnn_settings.policy, cnn_settings.hidden) == ("trifinger-mlp", (2000, 2000))
+    mlp = resolve_settings(forced, REACH_CUBE, vit, 100)
+    assert (mlp.policy, mlp.default_policy, mlp.hidden) == ("trifinger-mlp", "trifinger-conv", (2000, 2000))
+    assert resolve_settings(theia, tasks.get("metaworld-assembly"), vit, 100).policy == "bc-conv"  # untouched
+
+
+@pytest.mark.slow
+def test_theia_smoke_eval_of_move_cube_trains_the_conv_head_on_spatial_tokens(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.eval",
+            "encoder=random-vit-tiny",
+            "task=trifinger-move-cube",
+            "protocol=theia",
+            "seed=100",
+            "protocol.trifinger.epochs=1",
+            "protocol.trifinger.eval_every=1",
+            "protocol.n_demos=2",
+            "protocol.eval_episodes=2",
+            "demos.source=scripted",
+            "render_quality=fast",
+            "progress=false",
+            f"results_dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = tmp_path / "runs" / "theia" / "random-vit-tiny" / "trifinger-move-cube" / "seed=100.json"
+    record = json.loads(path.read_text())
+    assert validate(record) == [] and record["status"] == "ok", record.get("error")
+    assert record["policy"]["name"] == "trifinger-conv" and record["encoder"]["output_used"] == "spatial"
+    hyper = record["policy"]["hyperparameters"]
+    assert hyper["hidden"] == [256, 256] and hyper["grid"] == [14, 14] and hyper["optimizer"] == "AdamW"
+    assert hyper["input"] == "conv_neck(tokens + goal_tokens as channels) + ft_pos_cm"
+    assert hyper["neck"][0].startswith("Conv2d(384, 256, kernel_size=(4, 4)")  # 2 x 192: frame + goal tokens
+    assert not any("LayerNorm" in layer for layer in hyper["neck"])  # the released TriFinger neck has none
+    assert record["cache"]["key"] and record["settings"]["epochs"] == 1
+    scores = record["scores"]
+    assert [e for e, _ in scores["per_eval"]] == [0, 1] and len(scores["train_loss"]) == 1
+    assert 0 <= scores["final"] <= 100 and [e["seed"] for e in record["episodes"]["final"]] == [100, 101]

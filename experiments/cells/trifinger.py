@@ -10,6 +10,10 @@ after every `eval_every` epochs (and after the last), each time from the initial
 demos (ids 100..), with actions clipped to +-max_a. An episode's value is its final scaled success;
 an evaluation's is the mean x 100; the headline is the best evaluation (`max_avg_scaled_reward`).
 
+The head is the cell's policy (`policies.POLICIES`): CortexBench's MLP on the vector output
+(`trifinger-mlp`), or Theia's conv neck on the spatial tokens (`trifinger-conv`, theia
+`trifinger/policy.py`), the goal image's tokens entering as extra channels; the loop around it is the same.
+
 What we change, keeping the protocol: the reference re-runs the frozen encoder on every minibatch
 (twice for Move) and encodes rollout frames one at a time; here demo embeddings come from the shared
 cache and the evaluation episodes run in lockstep (in this process; `workers` is not used) with one
@@ -21,6 +25,8 @@ paper setting).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -28,36 +34,69 @@ from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
 from experiments.cells.features import embed_demos
-from policies.trifinger_mlp import TriFingerMLP, policy_input
+from policies import build_head
+from policies.trifinger_mlp import with_goal
 from tasks.spec import Episode
 
 WEIGHT_DECAY = 0.0  # eai-vc bc_default.yaml `adam_weight_decay`
 
 
-def training_set(embeddings: np.ndarray, demos, goal_image: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs [N, 9 + D (+ D)], actions [N, A]): one sample per demo step but the last (eai-vc
-    BCFinetuneDataset: i < T - 1); the goal embedding is that of the demo's last frame."""
-    inputs, actions, offset = [], [], 0
+@dataclass
+class TrainingSet:
+    """One sample per demo step but the last (eai-vc BCFinetuneDataset: i < T - 1): the frame, its demo's
+    last frame (the goal image, Move only), the fingertips and the action. Features are gathered per
+    minibatch: a Move set of spatial tokens with the goal's as extra channels would take gigabytes."""
+
+    embeddings: np.ndarray  # [F, D] vectors or [F, N, C] tokens of every demo frame
+    frame: np.ndarray  # [S] row of each sample's frame
+    goal: np.ndarray | None  # [S] row of each sample's goal frame
+    ft_pos: torch.Tensor  # [S, 9] fingertip positions (cm)
+    actions: torch.Tensor  # [S, A]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def inputs(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features with the goal's appended on the last axis, fingertips) of the samples `index`."""
+
+        def rows(r: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(self.embeddings[r], dtype=np.float32))
+
+        goal = rows(self.goal[index]) if self.goal is not None else None
+        return with_goal(rows(self.frame[index]), goal), self.ft_pos[index]
+
+
+def training_set(embeddings: np.ndarray, demos, goal_image: bool) -> TrainingSet:
+    """The samples of `demos`, whose frames' embeddings are `embeddings` (demo after demo)."""
+    frame, goal, ft_pos, actions, offset = [], [], [], [], 0
     for demo in demos.demos:
         length = len(demo)
-        frames = torch.from_numpy(np.array(embeddings[offset : offset + length], dtype=np.float32))
-        goal = frames[-1:].expand(length - 1, -1) if goal_image else None
-        inputs.append(policy_input(torch.from_numpy(demo.proprio[: length - 1]), frames[: length - 1], goal))
+        frame.append(np.arange(offset, offset + length - 1))
+        goal.append(np.full(length - 1, offset + length - 1))
+        ft_pos.append(torch.from_numpy(demo.proprio[: length - 1]))
         actions.append(torch.from_numpy(demo.actions[: length - 1]))
         offset += length
     if offset != len(embeddings):
         raise RuntimeError(f"{len(embeddings)} embeddings for {offset} demo frames")
-    return torch.cat(inputs), torch.cat(actions).float()
+    return TrainingSet(
+        embeddings=embeddings,
+        frame=np.concatenate(frame),
+        goal=np.concatenate(goal) if goal_image else None,
+        ft_pos=torch.cat(ft_pos).float(),
+        actions=torch.cat(actions).float(),
+    )
 
 
-def train_epoch(head, optimizer, x, y, batch_size: int, generator: torch.Generator, device) -> float:
+def train_epoch(head, optimizer, data: TrainingSet, batch_size: int, generator: torch.Generator, device) -> float:
     """One shuffled pass (DataLoader(shuffle=True) keeps the last, smaller batch); mean minibatch loss."""
     head.train()
-    order = torch.randperm(len(x), generator=generator)
+    order = torch.randperm(len(data), generator=generator)
     total, batches = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        index = order[start : start + batch_size]
-        loss = torch.nn.functional.mse_loss(head(x[index].to(device)), y[index].to(device))
+    for start in range(0, len(data), batch_size):
+        index = order[start : start + batch_size].numpy()
+        features, ft_pos = data.inputs(index)
+        prediction = head(features.to(device), ft_pos.to(device))
+        loss = torch.nn.functional.mse_loss(prediction, data.actions[index].to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -65,9 +104,12 @@ def train_epoch(head, optimizer, x, y, batch_size: int, generator: torch.Generat
     return total / max(batches, 1)
 
 
-def evaluate(envs, test_demos, goals, encoder, head, horizon: int, device, progress: bool = False, desc: str = "eval"):
+def evaluate(
+    envs, test_demos, goals, embed, head, horizon: int, device, progress: bool = False, desc: str = "eval"
+) -> list[Episode]:
     """Episode i starts from test demo i (robot joints, cube pose, goal); all run in lockstep with one
-    batched encoder forward per step. Returns one `Episode` per demo (seed = demo id)."""
+    batched encoder forward per step (`embed`: pixels -> the head's encoder output). Returns one
+    `Episode` per demo (seed = demo id)."""
     from tqdm.auto import tqdm
 
     head.eval()
@@ -78,9 +120,9 @@ def evaluate(envs, test_demos, goals, encoder, head, horizon: int, device, progr
     values = np.zeros((len(envs), horizon))
     for t in tqdm(range(horizon), desc=desc, unit="step", leave=False, disable=None if progress else True):
         pixels = np.stack([o["pixels"] for o in observations])
-        proprio = torch.from_numpy(np.stack([o["proprio"] for o in observations]))
-        x = policy_input(proprio, encoder.encode(pixels).vector, goals)
-        actions = head.act(x.to(device)).cpu().numpy()
+        ft_pos = torch.from_numpy(np.stack([o["proprio"] for o in observations])).float()
+        features = with_goal(embed(pixels), goals)
+        actions = head.act(features.to(device), ft_pos.to(device)).cpu().numpy()
         for i, env in enumerate(envs):
             observations[i], _, _, _, info = env.step(actions[i])
             values[i, t] = info["scaled_success"]
@@ -120,21 +162,46 @@ def train_and_evaluate(run: CellRun) -> None:
             f"render_quality=faithful (render_quality={s.render_quality} renders with {renderer})"
         )
 
-    # 2. Frozen embeddings of the training frames (cached) + feature-norm entropy; goal images of the test demos.
+    # 2. Frozen embeddings (the policy's input kind: vectors or spatial tokens) of the training frames (cached)
+    #    + feature-norm entropy; goal images of the test demos.
+    kind = run.policy.input_kind
+
+    def embed(pixels: np.ndarray) -> torch.Tensor:
+        out = encoder.encode(pixels)
+        return out.vector if kind == "vector" else out.tokens
+
     with run.timed("embed"):
         cache = EmbeddingCache(mode=s.cache)
         embeddings, norms, record["cache"] = embed_demos(
-            encoder, train, "vector", cache, dtype=s.cache_dtype, progress=s.progress
+            encoder, train, kind, cache, dtype=s.cache_dtype, progress=s.progress
         )
-        x, y = training_set(embeddings, train, task.goal_image)
-        goals = encoder.encode(np.stack([d.frames[-1] for d in test.demos])).vector if task.goal_image else None
+        data = training_set(embeddings, train, task.goal_image)
+        goals = embed(np.stack([d.frames[-1] for d in test.demos])) if task.goal_image else None
     record["feature_norm_entropy"] = entropy_record(norms, s.entropy_bins)
 
     # 3. Policy head (PyTorch default init after seeding) and AdamW.
     torch.manual_seed(s.seed)
-    head = TriFingerMLP(x.shape[1], task.action_dim, hidden=s.hidden, max_action=task.max_action).to(device)
+    head = build_head(
+        s.policy,
+        history=s.history,
+        encoder_spec=encoder.spec,
+        proprio_dim=task.proprio_dim,
+        action_dim=task.action_dim,
+        hidden=s.hidden,
+        max_action=task.max_action,
+        goal_image=task.goal_image,
+    ).to(device)
     optimizer = torch.optim.AdamW(head.parameters(), lr=s.lr, weight_decay=WEIGHT_DECAY)
     schedule = evaluation_epochs(s.epochs, s.eval_every)
+    if kind == "vector":
+        head_input = {"input": "ft_pos_cm + embedding" + (" + goal_embedding" if task.goal_image else "")}
+    else:
+        goal_tokens = " + goal_tokens as channels" if task.goal_image else ""
+        head_input = {
+            "input": f"conv_neck(tokens{goal_tokens}) + ft_pos_cm",
+            "grid": list(encoder.spec.grid),
+            "neck": [str(layer) for layer in head.neck],
+        }
     record["policy"] |= {
         "hyperparameters": {
             "hidden": list(s.hidden),
@@ -146,10 +213,10 @@ def train_and_evaluate(run: CellRun) -> None:
             "eval_every": s.eval_every,
             "eval_epochs": schedule,
             "loss": "MSE",
-            "input": "ft_pos_cm + embedding" + (" + goal_embedding" if task.goal_image else ""),
+            **head_input,
             "rep_to_policy": "none",
             "max_action_cm": task.max_action,
-            "training_samples": len(x),
+            "training_samples": len(data),
         },
         "n_parameters": sum(p.numel() for p in head.parameters()),
     }
@@ -175,7 +242,7 @@ def train_and_evaluate(run: CellRun) -> None:
     def run_evaluation(epoch: int) -> None:
         with run.timed("eval"):
             episodes = evaluate(
-                envs, test, goals, encoder, head, s.horizon, device, s.progress, desc=f"eval epoch {epoch}"
+                envs, test, goals, embed, head, s.horizon, device, s.progress, desc=f"eval epoch {epoch}"
             )
         evaluations.append((epoch, task.score(episodes), episodes))
 
@@ -188,7 +255,7 @@ def train_and_evaluate(run: CellRun) -> None:
     )
     for epoch in bar:
         with run.timed("train"):
-            losses.append(train_epoch(head, optimizer, x, y, s.batch_size, generator, device))
+            losses.append(train_epoch(head, optimizer, data, s.batch_size, generator, device))
         if epoch in schedule:
             run_evaluation(epoch)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")
