@@ -130,6 +130,12 @@ def docs(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def entropy(session: nox.Session) -> None:
+    """Pooled feature-norm entropy of an encoder over a task group (definition 2): nox -s entropy -- encoder=theia task=mujoco."""
+    harness(session)("-m", "experiments.entropy", *session.posargs)
+
+
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Measure evaluation speed as ratios in one run: nox -s bench -- encoder=theia-tiny weights=random task=metaworld-assembly."""
     harness(session)("-m", "experiments.bench", *session.posargs)

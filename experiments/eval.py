@@ -16,7 +16,6 @@ runs) leaves running cells alone (`[busy]`) instead of repeating them.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -26,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.plan import (
     MULTIRUN_FLAGS,
     USER_ERRORS,
+    check_cells,
     compose_jobs,
     expand_sweep_groups,
     format_counts,
@@ -46,22 +46,6 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def check_before_work(cells) -> None:
-    """What can be checked without running anything, for the cells that will run: simulators installed,
-    demos on disk, results folders writable (a cell must never run for hours and then fail to save its record)."""
-    import tasks
-    from encoders.storage import check_writable
-    from policies import get_policy
-
-    for name in dict.fromkeys(cell.settings.task for cell in cells):
-        tasks.get(name).require_simulator()
-    imitation = [c.settings for c in cells if get_policy(c.settings.policy).learning == "il"]
-    for task, source, path in dict.fromkeys((s.task, s.demo_source, s.demo_path) for s in imitation):
-        tasks.get(task).check_demos(source, path)  # official demos that are not on disk: named now
-    for folder in dict.fromkeys([*(Path(c.settings.results_dir) for c in cells), *(c.path.parent for c in cells)]):
-        check_writable(folder)
-
-
 def run(cfg: DictConfig) -> int:
     """One job: plan its cells, skip finished ones, load the encoder once, run the rest."""
     import encoders
@@ -79,7 +63,7 @@ def run(cfg: DictConfig) -> int:
             )
     if not todo:
         return 0
-    check_before_work(todo)
+    check_cells(todo)
     encoder = encoders.load(todo[0].settings.encoder, weights=todo[0].weights, device=str(cfg.device))
     config = OmegaConf.to_container(cfg, resolve=True)
     failed = 0
@@ -130,7 +114,7 @@ def check_request(argv: list[str]) -> list:
     """Plan the whole request and check what can be checked before Hydra starts any job; bad input exits 2."""
     try:
         cells = plan_sweep(argv, weights_required=True)
-        check_before_work([c for c in cells if c.settings.overwrite or c not in _finished(cells)])
+        check_cells([c for c in cells if c.settings.overwrite or c not in _finished(cells)])
     except USER_ERRORS as err:
         fail(str(err))
     return cells

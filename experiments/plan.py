@@ -31,7 +31,7 @@ from encoders.frozen import DeviceUnavailableError, resolve_device
 from encoders.lookup import UnknownNameError
 from encoders.radio import RadioCodeMissingError
 from encoders.spec import EncoderSpec
-from encoders.storage import FolderNotWritableError, is_locked
+from encoders.storage import FolderNotWritableError, check_writable, is_locked
 from encoders.weights import (
     ChecksumMismatchError,
     ResolvedWeights,
@@ -41,6 +41,7 @@ from encoders.weights import (
 )
 from experiments.records import SCHEMA_VERSION, cell_record_path, inspect_record, is_done, lock_path
 from experiments.settings import CellSettings, SettingError, resolve_settings
+from policies import get_policy
 from tasks.demos import DemosNotFoundError
 from tasks.spec import SimulatorMissingError
 
@@ -237,6 +238,18 @@ def plan_sweep(argv: list[str], weights_required: bool = False) -> list[Cell]:
                 seen.add(cell.path)
                 cells.append(cell)
     return cells
+
+
+def check_cells(cells: list[Cell]) -> None:
+    """What can be checked without running anything, for the cells that will run: simulators installed,
+    demos on disk, results folders writable (a cell must never run for hours and then fail to save its record)."""
+    for name in dict.fromkeys(cell.settings.task for cell in cells):
+        tasks.get(name).require_simulator()
+    imitation = [c.settings for c in cells if get_policy(c.settings.policy).learning == "il"]
+    for task, source, path in dict.fromkeys((s.task, s.demo_source, s.demo_path) for s in imitation):
+        tasks.get(task).check_demos(source, path)  # official demos that are not on disk: named now
+    for folder in dict.fromkeys([*(Path(c.settings.results_dir) for c in cells), *(c.path.parent for c in cells)]):
+        check_writable(folder)
 
 
 def cell_state(cell: Cell) -> tuple[str, str]:

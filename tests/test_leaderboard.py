@@ -27,7 +27,9 @@ from tests.conftest import REPO
 
 DATA = Path(__file__).parent / "data" / "leaderboard"
 RUNS, PUBLISHED, EXPECTED = DATA / "runs", DATA / "published", DATA / "expected"
-FIXTURES = Inputs(runs=RUNS, published=PUBLISHED, protocols=REPO / PROTOCOL_CONFIGS, root=REPO)
+FIXTURES = Inputs(
+    runs=RUNS, published=PUBLISHED, protocols=REPO / PROTOCOL_CONFIGS, root=REPO, entropy=DATA / "entropy"
+)
 MALFORMED = "theia/theia-base/metaworld-drawer-open/seed=100.json"
 OTHER_SCHEMA = "theia/vc1-large/metaworld-drawer-open/seed=100.json"
 
@@ -95,15 +97,17 @@ def test_markdown_shows_entries_entropy_correlation_and_missing(built):
     assert "| Theia-B | ours | 88.00 ± 4.62 (3) | 95.00 ± 5.00 (2) | 50.50 ± - (1) |" in md
     assert "| Theia-B | published | 93.33 | 98.67 | 92.55 |" in md
     assert "| Theia-B | `theia-base` | metaworld-assembly | 88.00 ± 4.62 (3) | 93.33 | -5.33 |" in md
-    # entropy vs score over our theia rows: (entropy, score) = random (1.0, 0), theia-base (3.25, mean of
-    # 88, 95, 50.5), vc1-large (2.1 from its assembly records, 65; the mixed-version hammer records excluded)
-    x = [1.0, (3.1 + 3.2 + 3.3 + 3.4 + 3.5 + 3.0) / 6, (2.0 + 2.2) / 2]
+    # entropy vs score over our theia rows: (entropy, score) = random (1.0, 0), theia-base (4.25: its pooled v2
+    # record in tests/data/leaderboard/entropy/ replaces the mean of its per-cell values; mean of 88, 95, 50.5),
+    # vc1-large (2.1 from its assembly records, 65; the mixed-version hammer records excluded)
+    x = [1.0, 4.25, (2.0 + 2.2) / 2]
     y = [0.0, (88 + 95 + 50.5) / 3, 65.0]
     mx, my = sum(x) / 3, sum(y) / 3
     r = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / math.sqrt(
         sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)
     )
-    assert f"| Theia-B | `theia-base` | {x[1]:.4f} | {y[1]:.2f} | mean of 3 tasks |" in md
+    assert f"| Theia-B | `theia-base` | {x[1]:.4f} | v2: pooled over mujoco | {y[1]:.2f} | mean of 3 tasks |" in md
+    assert "| VC-1-L-sp | `vc1-large` | 2.1000 | v1: mean of per-task values |" in md
     assert f"Pearson r = {r:.3f}, Spearman ρ = 1.000" in md  # x and y have the same ranks
     assert "- failed run `theia/theia-base/adroit-pen/seed=100.json`: RuntimeError: simulator exploded" in md
     assert "`theia/vc1-large/metaworld-hammer`: task versions 1, 2 across seeds 100, 200: not averaged" in md

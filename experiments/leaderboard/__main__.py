@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--published", default="results/published", help="published data folder (default: results/published)"
     )
+    parser.add_argument(
+        "--entropy",
+        default=None,
+        help="folder of pooled feature-norm entropy records from `nox -s entropy` (default: <runs>/../entropy)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when the files in --out are stale")
     parser.add_argument("--no-figures", action="store_true", help="write the tables only (figures are slower)")
     args = parser.parse_args(argv)
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         published=resolve(args.published),
         protocols=ROOT / PROTOCOL_CONFIGS,
         root=ROOT,
+        entropy=resolve(args.entropy) if args.entropy else resolve(args.runs).parent / "entropy",
     )
     out = resolve(args.out)
     try:

@@ -62,8 +62,9 @@ class Row:
     label: str | None
     entries: dict[str, Entry]
     seeds: tuple[int, int] | None = None  # (fewest, most) seeds over the row's tasks
-    entropy: float | None = None  # mean feature-norm entropy over the row's ok records
+    entropy: float | None = None  # pooled (v2) when a `nox -s entropy` record exists, else mean of per-cell v1
     gmacs: float | None = None
+    entropy_definition: str | None = None  # how `entropy` was made
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -172,7 +173,13 @@ def _gmacs(label: str | None) -> float | None:
 
 
 def _our_rows(
-    runs: list[Run], selection: str, published: Published, suite_tasks, label_names, problems: list[Problem]
+    runs: list[Run],
+    selection: str,
+    published: Published,
+    suite_tasks,
+    label_names,
+    problems: list[Problem],
+    pooled: Mapping[tuple[str, str], tuple[float, str]],
 ) -> list[Row]:
     by_label: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -224,6 +231,11 @@ def _our_rows(
                 note=f"{len(ordered)} tasks, {n_runs} runs",
             )
         entropies = [r.entropy for t in groups for r in by_task[t] if r.entropy is not None]  # not mixed versions
+        entropy, definition = (stats.mean(entropies), "v1: mean of per-task values") if entropies else (None, None)
+        protocol = by_label[label][0].protocol
+        if (protocol, label) in pooled:
+            entropy, group = pooled[(protocol, label)]
+            definition = f"v2: pooled over {group}"
         rows.append(
             Row(
                 model=label_names.get(label, label),
@@ -231,8 +243,9 @@ def _our_rows(
                 label=label,
                 entries=entries,
                 seeds=(min(seed_counts), max(seed_counts)) if seed_counts else None,
-                entropy=stats.mean(entropies) if entropies else None,
+                entropy=entropy,
                 gmacs=_gmacs(label),
+                entropy_definition=definition,
             )
         )
     return rows
@@ -302,9 +315,16 @@ def _missing_lines(table: Table, problems: list[Problem], protocol: str, suite_t
     return lines
 
 
-def build(collection: Collection, published: Published, headlines: Mapping[str, str]) -> Board:
+def build(
+    collection: Collection,
+    published: Published,
+    headlines: Mapping[str, str],
+    pooled: Mapping[tuple[str, str], tuple[float, str]] | None = None,
+) -> Board:
     """Every protocol's tables from the collected records and the published data. `headlines`: each
-    protocol's configured headline selection (`collect.protocol_headlines`), used when no record says."""
+    protocol's configured headline selection (`collect.protocol_headlines`), used when no record says.
+    `pooled`: (protocol, label) -> pooled feature-norm entropy and its group (`collect.collect_pooled_entropy`)."""
+    pooled = pooled or {}
     problems = list(collection.problems)
     suite_tasks = {s: list(ts) for s, ts in published.suite_tasks().items()}
     known = {t.name for t in published.tasks}
@@ -357,7 +377,7 @@ def build(collection: Collection, published: Published, headlines: Mapping[str, 
         label_names = published.label_names(protocol)
         tables = []
         for selection in sorted(SELECTIONS, key=lambda s: s != headline):
-            rows = _our_rows(runs, selection, published, suite_tasks, label_names, problems) + pub_rows
+            rows = _our_rows(runs, selection, published, suite_tasks, label_names, problems, pooled) + pub_rows
             rows.sort(key=lambda r: r.key)
             tables.append(Table(section, selection, selection == headline, tasks, suites, rows))
         printed = []
@@ -394,12 +414,16 @@ def row_score(row: Row, tasks: list[str]) -> tuple[float, str] | None:
     return stats.mean([row.entries[t].value for t in present]), f"mean of {len(present)} task{'s' * (len(present) > 1)}"
 
 
+RL_LABEL_SUFFIXES = ("+ppo", "+sac")  # RL cells' entropy comes from evaluation frames: never pooled with IL
+
+
 def entropy_points(table: Table) -> list[tuple[Row, float, float, str]]:
-    """(row, entropy, score, basis) for our rows with both a feature-norm entropy and a score."""
+    """(row, entropy, score, basis) for our imitation rows with both a feature-norm entropy and a score."""
     out = []
     for row in table.rows:
         score = row_score(row, table.tasks)
-        if row.source == "ours" and row.entropy is not None and score is not None:
+        imitation = not (row.label or "").endswith(RL_LABEL_SUFFIXES)
+        if row.source == "ours" and imitation and row.entropy is not None and score is not None:
             out.append((row, row.entropy, *score))
     return out
 

@@ -162,6 +162,32 @@ def collect(runs_dir: str | Path, warn=STDERR) -> Collection:
     return out
 
 
+POOLED_KIND = "feature-norm-entropy-pooled"  # records of `nox -s entropy` (experiments.entropy)
+PREFERRED_GROUP = "mujoco"  # the Theia paper's pooled statistic is over the 12 MuJoCo tasks
+
+
+def collect_pooled_entropy(folder: str | Path, warn=STDERR) -> dict[tuple[str, str], tuple[float, str]]:
+    """(protocol, label) -> (pooled feature-norm entropy, group) from `<folder>/<protocol>/<label>/<group>.json`;
+    where a label has several groups, `mujoco` is used, else the first by name. Unreadable files are reported."""
+    warn = sys.stderr if warn == STDERR else warn
+    folder = Path(folder)
+    found: dict[tuple[str, str], tuple[float, str]] = {}
+    for path in sorted(folder.glob("*/*/*.json"), key=lambda p: (p.stem != PREFERRED_GROUP, p.as_posix())):
+        protocol, label = path.parent.parent.name, path.parent.name
+        try:
+            record = json.loads(path.read_text())
+            block = record["feature_norm_entropy"]
+            value, group = float(block["value"]), str(record["group"])
+            if record.get("kind") != POOLED_KIND or not math.isfinite(value):
+                raise ValueError(f"not a {POOLED_KIND} record with a finite value")
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+            if warn is not None:
+                print(f"leaderboard: skipped {path}: {type(err).__name__}: {err}", file=warn)
+            continue
+        found.setdefault((protocol, label), (value, group))
+    return found
+
+
 def protocol_headlines(protocol_dir: Path) -> dict[str, str]:
     """Protocol name -> the `headline` of `<protocol_dir>/<name>.yaml`, following its `defaults` chain
     (protocols that name none are left out)."""

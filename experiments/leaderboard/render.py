@@ -171,9 +171,10 @@ def _entropy(table: Table) -> list[str]:
     points = entropy_points(table)
     if not points:
         return ["No run record of ours carries a feature-norm entropy under this protocol."]
-    lines = _header(["model", "label", "feature-norm entropy (nats)", "score", "score over"])
+    lines = _header(["model", "label", "feature-norm entropy (nats)", "definition", "score", "score over"])
     for row, entropy, score, basis in points:
-        lines.append(_line([row.model, f"`{row.label}`", number(entropy, 4), number(score), basis]))
+        definition = row.entropy_definition or "-"
+        lines.append(_line([row.model, f"`{row.label}`", number(entropy, 4), definition, number(score), basis]))
     corr = stats.correlation([p[1] for p in points], [p[2] for p in points])
     if corr.pearson is None:
         lines += ["", f"Correlation: not defined for {corr.n} point(s) (needs 3 or more, not all equal)."]
