@@ -2,7 +2,7 @@
 
 Theia released no code for it; the paper fixes the idea (L2 norm of every spatial token of a sample
 of demo frames, pooled, histogrammed, Shannon entropy) but not the bins, the sample or the log base.
-Version 1 of our definition fixes them (DESIGN.md): a seeded 1% sample of the task's demo frames,
+Version 1 of our definition fixes them (docs/records.md): a seeded 1% sample of the task's demo frames,
 at least 64 (all frames when there are fewer); every token the encoder produces (for a CNN, every
 position of the last feature map); 100 equal-width bins over [min, max]; entropy in nats.
 Version 2 is the paper's per-model statistic: the same, with one histogram over the norms of a task
