@@ -193,3 +193,23 @@ def test_theia_config_keys_are_documented_in_the_spec():
     assert spec.weights.hf_repo == "theaiinstitute/theia-tiny-patch16-224-cdiv"
     assert spec.preprocess.mean == (0.5, 0.5, 0.5) and spec.preprocess.resize is None
     assert json.dumps(spec.builder_kwargs) == json.dumps({"arch": "vit_tiny_patch16_224", "layer_norm_eps": 1e-12})
+
+
+def test_a_run_hashes_each_checkpoint_once(theia_file, tmp_path, monkeypatch):
+    """Planning (every job of a sweep), loading and a second plan share one sha256 of the checkpoint file."""
+    import shutil
+
+    from encoders import weights as weights_module
+    from experiments.plan import plan_sweep
+
+    path = tmp_path / "model.safetensors"
+    shutil.copyfile(theia_file[0], path)  # a file this process has never hashed
+    calls = []
+    real = weights_module.sha256_file
+    monkeypatch.setattr(weights_module, "sha256_file", lambda p: calls.append(p) or real(p))
+    argv = ["-m", "encoder=theia-tiny", f"weights={path}", "task=metaworld-assembly,metaworld-hammer", "seed=100,200"]
+    cells = plan_sweep(argv, weights_required=True)
+    assert len(cells) == 4 and len({c.weights.sha256 for c in cells}) == 1
+    encoders.load("theia-tiny", weights=cells[0].weights)
+    plan_sweep(argv, weights_required=True)
+    assert calls == [path.resolve()]
