@@ -168,7 +168,6 @@ def checkpoint_sha256(path: Path) -> str:
 
 
 def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedWeights:
-    check_format(path)  # an empty, truncated or foreign file is named now, not after building the model
     digest = checkpoint_sha256(path)
     expected = spec.weights.sha256 if spec.weights else None
     if expected and kind == "pretrained" and digest != expected:
@@ -176,6 +175,7 @@ def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedW
             f"{path} does not match the pinned checkpoint of {spec.name!r}: sha256 {digest} != {expected}. "
             "Delete the file to re-download it, or pass it explicitly with weights=<path> to use it anyway."
         )
+    check_format(path)  # an empty, truncated or foreign file is named now, not after building the model
     return ResolvedWeights(kind=kind, path=path, origin=origin, sha256=digest)
 
 

@@ -179,7 +179,7 @@ def test_a_pinned_sha256_is_enforced_for_cached_pretrained_weights(scratch, monk
     pinned = dataclasses.replace(spec, weights=dataclasses.replace(spec.weights, sha256="0" * 64))
     cached = weights_root() / spec.name / spec.weights.filename
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(b"not the released checkpoint")
+    torch.save({"not": torch.zeros(1)}, cached)  # a readable torch file, but not the released checkpoint
     try:
         with pytest.raises(ChecksumMismatchError, match="sha256"):
             weights_module.resolve_weights(pinned, "pretrained")
