@@ -43,15 +43,27 @@ Other choices, and what could not be matched:
 - `visualize_reward` is off (dm_control's default; dmc2gym refuses it for pixel observations). Whether
   the fork's registration turned it on is unknown; demo frames are re-rendered by us anyway, so demo
   and evaluation frames always agree.
-- Episode i is seeded with seed + i by giving the task a fresh `RandomState(seed)` before `reset`.
-  The reference seeded its env once per job (dmc2gym's `seed()` only seeds the action space), so the
-  exact initial states of its evaluation episodes cannot be reproduced; their distribution is the same.
+- Evaluation start states (`protocol.eval_starts`, recorded in the record's settings). The reference's task
+  draws every initial state from one `RandomState` made when the env is built (dmc2gym's
+  `task_kwargs={'random': ...}`); mjrl's per-episode `env.set_seed(seed + i)` reaches only dmc2gym's
+  `seed()`, which seeds the action and observation spaces, so that generator keeps advancing over the
+  episodes of an evaluation and over the 20 evaluations of a run, and each eai-vc evaluation also resets the
+  env once per logging-only rollout (`rollout_from_init_states`, which calls `env.reset()` before setting
+  the demo's state). `eval_starts=reference` (the default) reproduces that stream: `eval_start_stream`
+  steps one task generator, seeded with the cell seed, through the same resets (n scored, then n
+  logging-only per evaluation) in this process and hands each evaluation environment the generator state
+  its episode starts from (`reset(options={"task_random_state": ...})`), so the lockstep episodes start
+  exactly where the reference's one environment would. What cannot be reproduced: the generator's seed (the
+  dmc2gym fork's registration, aravindr93/dmc2gym @0d7581f, is not public), so the draws are the
+  reference's in kind, not in value. `eval_starts=seeded` gives episode i a fresh `RandomState(seed + i)`
+  at every evaluation (the same start states every time; the harness's behaviour before issue 13).
 - MuJoCo 3.3 / dm_control 1.0.28 replace MuJoCo 2.x / dm_control 1.0.5.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -161,9 +173,14 @@ class DMCEnv(gym.Env):
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """`options={"task_random_state": state}` starts the episode from that state of the task's generator
+        (numpy's `RandomState.get_state()`), e.g. a position in the reference's stream (`eval_start_stream`)."""
         super().reset(seed=seed)
         if seed is not None:
             self._env.task._random = np.random.RandomState(seed)  # the task draws its initial state from here
+        if options and options.get("task_random_state") is not None:
+            self._env.task._random = np.random.RandomState()
+            self._env.task._random.set_state(options["task_random_state"])
         self._state = _flat(self._env.reset().observation)
         self._t = 0
         return self._observation(), {}
@@ -195,6 +212,33 @@ class DMCEnv(gym.Env):
 
 def make_env(spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True) -> DMCEnv:
     return DMCEnv(spec, render_size=render_size, quality=quality, horizon=horizon, render=render)
+
+
+# Resets the reference makes per evaluation besides the scored episodes: eai-vc's logging-only rollouts from
+# the first n demos' initial states (`rollout_from_init_states` resets before setting each state).
+LOGGING_RESETS_PER_EPISODE = 1
+
+
+def eval_start_stream(spec: TaskSpec, seed: int, n: int) -> Callable[[], list[dict]]:
+    """`next_evaluation() -> [reset options] * n`: the reference's start states (module docstring), one call per
+    evaluation. A task generator seeded `seed` goes through the reference's resets in order, n scored episodes
+    and then n logging-only resets per evaluation; each option holds the generator state an episode starts from.
+    The resets run in a simulator of its own (no rendering): an initial state depends only on the generator."""
+    from dm_control import suite
+
+    domain, task = spec.env_id.split("-", 1)
+    env = suite.load(domain, task, task_kwargs={"random": seed})
+
+    def next_evaluation() -> list[dict]:
+        options = []
+        for _ in range(n):
+            options.append({"task_random_state": env.task.random.get_state()})
+            env.reset()
+        for _ in range(n * LOGGING_RESETS_PER_EPISODE):
+            env.reset()
+        return options
+
+    return next_evaluation
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ rules against the suraj-nair-1/metaworld fork CortexBench pins (@4e896a5, v2 env
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,78 @@ def test_button_press_topdown_succeeds_within_the_forks_002(gap, fork_success):
     assert v3_info["success"] == 1.0  # v3's own rule accepts both gaps ...
     assert info["success"] == fork_success  # ... the fork's only the smaller
     env.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# DMC evaluation start states (protocol.eval_starts)
+# ------------------------------------------------------------------------------------------------
+def _dmc_start(env) -> tuple[np.ndarray, np.ndarray]:
+    """The physics state after reset plus the model's randomised part (reacher's target lives in the model)."""
+    return env.physics_state(), env.physics.model.geom_pos.copy()
+
+
+@pytest.mark.sim_dmc
+@pytest.mark.parametrize("name", ["dmc-reacher-easy", "dmc-walker-walk"])
+def test_dmc_reference_starts_continue_one_task_generator(name):
+    """eai-vc: one env whose task generator is seeded once; every evaluation resets it n times for the scored
+    episodes, then n times for the logging-only rollouts. The lockstep envs must start where that env would."""
+    from experiments.cells.envpool import SerialEnvPool, task_env_factory
+    from experiments.cells.rollout import start_options
+
+    spec, seed, n = tasks.get(name), 100, 3
+    reference = spec.make_env(render=False)
+    reference._env.task._random = np.random.RandomState(seed)  # dmc2gym's task_kwargs={'random': seed}
+    expected = []
+    for _ in range(2):  # two evaluations
+        starts = []
+        for _ in range(n):
+            reference.reset()  # mjrl's set_seed does not reach the task generator: no seed here
+            starts.append(_dmc_start(reference))
+        for _ in range(n):
+            reference.reset()  # the logging-only rollouts' resets
+        expected.append(starts)
+
+    next_starts = start_options(spec, "reference", seed, n)
+    pool = SerialEnvPool(task_env_factory(name, render=False), n)
+    seeds = [seed + i for i in range(n)]
+    for evaluation in expected:
+        pool.reset(seeds, next_starts())
+        got = [_dmc_start(env) for env in pool.group.envs]
+        for (state, target), (want_state, want_target) in zip(got, evaluation, strict=True):
+            assert np.array_equal(state, want_state) and np.array_equal(target, want_target)
+    pool.close()
+    reference.close()
+
+
+@pytest.mark.sim_dmc
+def test_dmc_start_states_change_across_evaluations_only_under_reference():
+    from experiments.cells.envpool import SerialEnvPool, task_env_factory
+    from experiments.cells.rollout import start_options
+
+    spec, n = tasks.get("dmc-walker-stand"), 2
+    pool = SerialEnvPool(task_env_factory(spec.name, render=False), n)
+    seeds = [100, 101]
+    for mode, differ in (("reference", True), ("seeded", False)):
+        next_starts = start_options(spec, mode, 100, n)
+        first = pool.reset(seeds, next_starts())["state"]
+        second = pool.reset(seeds, next_starts())["state"]
+        assert (not np.array_equal(first, second)) == differ, mode
+    pool.close()
+
+
+def test_eval_starts_is_a_protocol_setting_defaulting_to_the_reference():
+    from omegaconf import OmegaConf
+
+    from experiments.cells.rollout import start_options
+    from experiments.settings import CellSettings
+    from tasks.spec import EVAL_STARTS
+    from tests.conftest import REPO
+
+    protocol = OmegaConf.load(REPO / "experiments" / "conf" / "protocol" / "cortexbench.yaml")
+    assert protocol.eval_starts == "reference" and set(EVAL_STARTS) == {"reference", "seeded"}
+    assert "eval_starts" in {f.name for f in dataclasses.fields(CellSettings)}
+    # suites whose reference reseeds episode i with seed + i get no reset options in either mode
+    for mode in EVAL_STARTS:
+        assert start_options(tasks.get("metaworld-assembly"), mode, 100, 3)() == [None] * 3
+    with pytest.raises(ValueError, match="eval_starts"):
+        start_options(tasks.get("dmc-walker-stand"), "bogus", 100, 3)
