@@ -216,6 +216,24 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
     return frames, {"frames": "re-rendered from env_infos qpos/qvel + init_state_dict"}
 
 
+def render_official_first_frames(spec: TaskSpec, paths: list[dict], render_size: int, quality: str) -> list:
+    """Each path's first state (`init_state_dict`, mj_envs' `get_env_state()` at reset) rendered by us, for the
+    frame gap to the pickle's first image (tasks/demos/framegap.py); None where a path has no initial state."""
+    env = AdroitEnv(spec, render_size=render_size, quality=quality, horizon=1)
+    try:
+        frames = []
+        for path in paths:
+            init = path.get("init_state_dict")
+            if init is None:
+                frames.append(None)
+                continue
+            env.reset(seed=0, options={"initial_state_dict": init})
+            frames.append(env.render())
+        return frames
+    finally:
+        env.close()
+
+
 # ------------------------------------------------------------------------------------------------
 # Offline experts
 # ------------------------------------------------------------------------------------------------

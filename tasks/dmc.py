@@ -71,6 +71,7 @@ import numpy as np
 
 from tasks.demos import check_demos as check_demos  # the adapter API: demo loader and its check
 from tasks.demos import load_demos as load_demos
+from tasks.demos.framegap import frame_gap
 from tasks.spec import TaskSpec
 
 INSTALL = "pip install 'cortexbench-harness[dmc]'  (dm_control==1.0.28, mujoco==3.3.0)"
@@ -310,11 +311,10 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
             env.physics.named.model.geom_pos["target", ["x", "y"]] = xy
             info["reacher_target_xy"] = [round(float(v), 4) for v in xy]
         frames = render_states(env, states)
-        if "images" in path and np.shape(path["images"])[1:] == frames.shape[1:]:
-            # how far our first frame is from the pickle's own (MuJoCo 2 / mujoco-py renderer): a diagnostic
-            info["first_frame_mean_abs_diff"] = round(
-                float(np.mean(np.abs(frames[0].astype(np.float32) - np.asarray(path["images"][0], np.float32)))), 3
-            )
+        if "images" in path:  # how far our first frame is from the pickle's own (MuJoCo 2 renderer)
+            info["frame_gap"] = frame_gap(frames[0], path["images"][0])
+            if np.shape(path["images"])[1:] == frames.shape[1:]:
+                info["first_frame_mean_abs_diff"] = round(info["frame_gap"]["mean_abs_diff"], 3)
         return frames, info
     finally:
         env.close()

@@ -176,6 +176,72 @@ def make_env(spec: TaskSpec, render_size: int, quality: str, horizon: int, rende
     return MetaWorldEnv(spec, render_size=render_size, quality=quality, horizon=horizon, render=render)
 
 
+def first_observation(path: dict) -> np.ndarray | None:
+    """The 39-d MetaWorld observation of a path's first step (mjrl paths' `observations[0]`), if stored."""
+    observations = path.get("observations")
+    if observations is None or len(observations) == 0:
+        return None
+    first = np.asarray(observations[0], dtype=np.float64).ravel()
+    return first if first.shape == (39,) else None
+
+
+def render_official_first_frames(spec: TaskSpec, paths: list[dict], render_size: int, quality: str) -> list:
+    """Each path's first state rendered by us, for the frame gap to the pickle's first image
+    (tasks/demos/framegap.py); None where the path stores no first observation.
+
+    The pickles hold no physics state, but a reset state is fixed by the env's random vector (the object's
+    initial position, and for assembly / bin-picking the goal's), which the first observation shows: the
+    object at `obs[4:7]` and the goal at `obs[-3:]`, each a fixed offset from its part of the vector. The
+    offsets are read from our env; the vector that reproduces the observation is then frozen
+    (`_freeze_rand_vec`) for a reset, as MetaWorld does for a fixed task. drawer-open's reset moves the
+    drawer without recomputing positions (in the fork and in v3), so its first `obs[4:7]` (and frame) still
+    show the previous episode's drawer; its goal, computed from the vector, gives the layout instead. Our
+    render is of the layout itself (the reset is done twice), not of such a stale frame.
+    """
+    env = MetaWorldEnv(spec, render_size=render_size, quality=quality, horizon=1)
+    mw = env._env
+
+    def reset_to(vec: np.ndarray) -> np.ndarray:
+        mw._last_rand_vec, mw._freeze_rand_vec = vec, True
+        try:
+            env.reset()
+            env.reset()  # a second reset: positions computed for this layout, whatever came before
+        finally:
+            mw._freeze_rand_vec = False
+        return env._state.copy()
+
+    try:
+        env.reset(seed=0)
+        base_vec = mw._last_rand_vec.copy()
+        base_obs = reset_to(base_vec)
+        frames = []
+        for path in paths:
+            first = first_observation(path)
+            if first is None:
+                frames.append(None)
+                continue
+            vec = base_vec.copy()
+            if spec.env_id in VEC_FROM_GOAL:
+                vec[:3] += first[-3:] - base_obs[-3:]
+            else:
+                vec[:3] += first[4:7] - base_obs[4:7]
+            if vec.size >= 6:
+                vec[3:6] += first[-3:] - base_obs[-3:]
+                if spec.env_id == "assembly-v3" and np.linalg.norm(vec[:2] - vec[3:5]) < 0.1:
+                    frames.append(None)  # assembly's reset would redraw forever: not a layout it can produce
+                    continue
+            reset_to(vec)
+            frames.append(env.render())
+        return frames
+    finally:
+        env.close()
+
+
+# Tasks whose first observation shows the object where the previous episode left it (stale positions after
+# reset) but whose goal is the object's initial position plus a constant: the layout is read from the goal.
+VEC_FROM_GOAL = frozenset({"drawer-open-v3"})
+
+
 def scripted_expert(spec: TaskSpec):
     """MetaWorld's own scripted policy for the task, as `expert(observation) -> action`."""
     from metaworld import policies
