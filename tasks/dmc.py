@@ -40,9 +40,17 @@ Other choices, and what could not be matched:
 - Rendering quality `fast` sets `offsamples = 0` and turns off shadow casting on the physics model
   before dm_control creates its rendering context (tasks/rendering.py); `faithful` keeps MuJoCo's
   defaults, as dm_control renders them.
-- `visualize_reward` is off (dm_control's default; dmc2gym refuses it for pixel observations). Whether
-  the fork's registration turned it on is unknown; demo frames are re-rendered by us anyway, so demo
-  and evaluation frames always agree.
+- `visualize_reward` is on (`VISUALIZE_REWARD`; task version 2, v1 had it off): the body's and effector's
+  materials blend from their default colours to green as the reward nears 1 (dm_control `suite/base.py`
+  `_set_reward_colors`, set after every step and at reset). dmc2gym's `make(..., visualize_reward=True,
+  from_pixels=False)` turns it on by default and refuses it only with `from_pixels=True`; CortexBench builds
+  state-based envs (`gym.make("dmc_<domain>_<task>-v1")`) and renders them itself (eai-vc `gym_wrapper.py`,
+  `MuJoCoPixelObsWrapper`), so nothing in the reference turns it off. The fork's registration (not public)
+  is the one unknown, so with the official pickles the loader checks it on their frames: for each demo, the
+  stored state with the highest reward is rendered with the colours on and off and the closer render to the
+  pickle's image wins (`detect_visualize_reward`, the way reacher's target is matched). The result is in
+  `demos.visualize_reward`; a contradiction warns (the fix is to flip `VISUALIZE_REWARD` and bump the task
+  version). Re-rendered demo frames use the same colours as evaluation frames, so the two always agree.
 - Evaluation start states (`protocol.eval_starts`, recorded in the record's settings). The reference's task
   draws every initial state from one `RandomState` made when the env is built (dmc2gym's
   `task_kwargs={'random': ...}`); mjrl's per-episode `env.set_seed(seed + i)` reaches only dmc2gym's
@@ -78,6 +86,9 @@ INSTALL = "pip install 'cortexbench-harness[dmc]'  (dm_control==1.0.28, mujoco==
 HORIZON = 1000
 ACTION_REPEAT = 1
 CAMERA_ID = 0
+VISUALIZE_REWARD = True  # dmc2gym's default for state-based envs (module docstring)
+# A reward below this colours the body too little to tell the two renderings apart (blend = reward ** 4).
+VISUALIZE_MIN_REWARD = 0.7
 
 
 class OfficialDemoMismatchError(ValueError):
@@ -89,7 +100,7 @@ def _task(domain: str, task: str) -> TaskSpec:
     return TaskSpec(
         name=f"dmc-{domain}-{task}".replace("_", "-"),
         suite="dmc",
-        version=1,
+        version=2,  # 2: visualize_reward on
         adapter="tasks.dmc",
         env_id=f"{domain}-{task}",
         upstream_env_id=upstream,
@@ -138,8 +149,9 @@ class DMCEnv(gym.Env):
         from tasks.rendering import apply_quality
 
         domain, task = spec.env_id.split("-", 1)
-        self._env = suite.load(domain, task, task_kwargs={"random": 0})
+        self._env = suite.load(domain, task, task_kwargs={"random": 0}, visualize_reward=VISUALIZE_REWARD)
         self.physics = self._env.physics
+        self.default_colours = self.physics.model.mat_rgba.copy()  # before any reset colours them by reward
         apply_quality(self.physics.model.ptr, quality)  # before the first render creates the GL context
         limit = int(self._env._step_limit) // spec.action_repeat
         if horizon > limit:
@@ -203,9 +215,29 @@ class DMCEnv(gym.Env):
         """dm_control's `physics.get_state()` (qpos, qvel, act): what dmc2gym stores as `internal_state`."""
         return self.physics.get_state().copy()
 
-    def set_physics_state(self, state: np.ndarray) -> None:
+    def set_physics_state(self, state: np.ndarray, at_reset: bool = False) -> None:
+        """Set qpos, qvel, act and recompute positions. The reward colours follow the state as after a step, or
+        with `at_reset` as at an episode's start, where dm_control reads the reward inside `reset_context`,
+        before positions are recomputed (what the first frame of an episode shows)."""
         with self.physics.reset_context():  # runs mj_forward, so positions of every body follow the state
             self.physics.set_state(np.asarray(state, dtype=np.float64))
+            if at_reset:
+                self.colour_by_reward()
+        if not at_reset:
+            self.colour_by_reward()
+
+    def colour_by_reward(self, visualize: bool | None = None) -> None:
+        """Colour the materials for the current state as dm_control does after a step (`visualize`: override
+        the task's setting; off restores the default colours)."""
+        task = self._env.task
+        if visualize is False or (visualize is None and not task.visualize_reward):
+            self.physics.model.mat_rgba[:] = self.default_colours
+            return
+        previous, task.visualize_reward = task.visualize_reward, True
+        try:
+            task.after_step(self.physics)
+        finally:
+            task.visualize_reward = previous
 
     def close(self):
         self.physics.free()
@@ -246,10 +278,11 @@ def eval_start_stream(spec: TaskSpec, seed: int, n: int) -> Callable[[], list[di
 # Demonstrations: frames re-rendered from stored physics states, and checks of the official pickles
 # ------------------------------------------------------------------------------------------------
 def render_states(env: DMCEnv, states: np.ndarray) -> np.ndarray:
-    """Frames of physics states (dmc2gym's `internal_state`), rendered exactly like evaluation frames."""
+    """Frames of an episode's physics states (dmc2gym's `internal_state`: the first one the reset state),
+    rendered exactly like evaluation frames."""
     frames = np.empty((len(states), env.render_size, env.render_size, 3), np.uint8)
     for t, state in enumerate(states):
-        env.set_physics_state(state)
+        env.set_physics_state(state, at_reset=t == 0)
         frames[t] = env.render()
     return frames
 
@@ -281,7 +314,7 @@ def fit_reacher_target(
 
         def error(xy: np.ndarray) -> float:
             env.physics.named.model.geom_pos["target", ["x", "y"]] = xy
-            env.physics.forward()
+            env.set_physics_state(state, at_reset=True)  # positions, and colours as the episode's first frame
             return float(np.mean(np.abs(env.render().astype(np.float32) - reference)))
 
         grid = [np.array([x, y]) for x in np.linspace(-0.2, 0.2, 9) for y in np.linspace(-0.2, 0.2, 9)]
@@ -310,6 +343,8 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
             xy, _ = fit_reacher_target(spec, states[0], path["images"][0])
             env.physics.named.model.geom_pos["target", ["x", "y"]] = xy
             info["reacher_target_xy"] = [round(float(v), 4) for v in xy]
+        if "images" in path:
+            info["visualize_reward"] = detect_visualize_reward(env, states, path["images"])
         frames = render_states(env, states)
         if "images" in path:  # how far our first frame is from the pickle's own (MuJoCo 2 renderer)
             info["frame_gap"] = frame_gap(frames[0], path["images"][0])
@@ -318,6 +353,41 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
         return frames, info
     finally:
         env.close()
+
+
+def detect_visualize_reward(env: DMCEnv, states: np.ndarray, images, size: int = 64, candidates: int = 25) -> dict:
+    """Whether the pickle's frames were rendered with `visualize_reward`: of up to `candidates` evenly spaced
+    states, the one with the highest reward is rendered with reward colours on and off, and the render closer
+    to the pickle's image (mean absolute error at `size` px) decides. `detected` is None when no state earns
+    VISUALIZE_MIN_REWARD (the colours would barely differ). Leaves `env` coloured as its task says."""
+    first = 1 if len(states) > 1 else 0  # the reset frame's colours come from another reward (set_physics_state)
+    picks = np.unique(np.linspace(first, len(states) - 1, min(candidates, len(states) - first)).astype(int))
+    rewards = []
+    for t in picks:
+        env.set_physics_state(states[t])
+        rewards.append(float(env._env.task.get_reward(env.physics)))
+    best = int(picks[int(np.argmax(rewards))])
+    out: dict = {"used": VISUALIZE_REWARD, "detected": None, "frame": best, "reward": round(max(rewards), 3)}
+    if max(rewards) < VISUALIZE_MIN_REWARD:
+        return out
+    reference = _downsample(np.asarray(images[best]), size)
+    errors = {}
+    env.set_physics_state(states[best], at_reset=best == 0)
+    for visualize in (True, False):
+        env.colour_by_reward(visualize)
+        frame = env.physics.render(size, size, camera_id=CAMERA_ID).astype(np.float32)
+        errors[visualize] = float(np.mean(np.abs(frame - reference)))
+    env.colour_by_reward()
+    out |= {"detected": errors[True] < errors[False], "error_on": round(errors[True], 2)}
+    out["error_off"] = round(errors[False], 2)
+    if out["detected"] != VISUALIZE_REWARD:
+        warnings.warn(
+            f"{env.spec_.name}: the official frames look rendered with visualize_reward={out['detected']} (frame "
+            f"{best}: error {errors[True]:.1f} with the reward colours, {errors[False]:.1f} without), the task "
+            f"uses {VISUALIZE_REWARD}; set VISUALIZE_REWARD in tasks/dmc.py and bump the task version",
+            stacklevel=2,
+        )
+    return out
 
 
 def action_repeat_error(spec: TaskSpec, states: np.ndarray, actions: np.ndarray, repeat: int, steps: int = 5) -> float:

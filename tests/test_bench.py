@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import tasks
+from experiments.bench import project
 from tests.conftest import REPO
 
 
@@ -54,9 +56,6 @@ def test_projection_matches_a_hand_computed_example():
     """MetaWorld (25 demos x 500 steps, 25 episodes, 3 seeds, 20 evaluations), rates chosen for round numbers:
     harness   = 12500/100 + 3*100*1 + 3*250000/1000 + 3*500*0.1         = 125 + 300 + 750 + 150 = 1325 s
     reference = 3*12500/50 + 3*100*1 + 3*2*250000/100 + 3*2*500*0.2     = 750 + 300 + 15000 + 600 = 16650 s"""
-    import tasks
-    from experiments.bench import project
-
     rates = {
         "demo_encode_fps_harness": 100.0,
         "demo_encode_fps_reference": 50.0,

@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 
 import tasks
+from experiments.cells.envpool import SerialEnvPool, task_env_factory  # imported before any GL context: torch's
+from experiments.cells.rollout import start_options  # triton loads its own LLVM, which clashes with Mesa's
+from experiments.settings import CellSettings
+from tasks.spec import EVAL_STARTS
+from tests.conftest import REPO
 
 # From the fork's `metaworld/envs/mujoco/sawyer_xyz/v2/<file>` (`__init__`): `_random_reset_space` (object
 # ranges, then goal ranges where the goal is random), `hand_low` / `hand_high` and `init_config['hand_init_pos']`.
@@ -107,9 +112,6 @@ def _dmc_start(env) -> tuple[np.ndarray, np.ndarray]:
 def test_dmc_reference_starts_continue_one_task_generator(name):
     """eai-vc: one env whose task generator is seeded once; every evaluation resets it n times for the scored
     episodes, then n times for the logging-only rollouts. The lockstep envs must start where that env would."""
-    from experiments.cells.envpool import SerialEnvPool, task_env_factory
-    from experiments.cells.rollout import start_options
-
     spec, seed, n = tasks.get(name), 100, 3
     reference = spec.make_env(render=False)
     reference._env.task._random = np.random.RandomState(seed)  # dmc2gym's task_kwargs={'random': seed}
@@ -137,9 +139,6 @@ def test_dmc_reference_starts_continue_one_task_generator(name):
 
 @pytest.mark.sim_dmc
 def test_dmc_start_states_change_across_evaluations_only_under_reference():
-    from experiments.cells.envpool import SerialEnvPool, task_env_factory
-    from experiments.cells.rollout import start_options
-
     spec, n = tasks.get("dmc-walker-stand"), 2
     pool = SerialEnvPool(task_env_factory(spec.name, render=False), n)
     seeds = [100, 101]
@@ -153,11 +152,6 @@ def test_dmc_start_states_change_across_evaluations_only_under_reference():
 
 def test_eval_starts_is_a_protocol_setting_defaulting_to_the_reference():
     from omegaconf import OmegaConf
-
-    from experiments.cells.rollout import start_options
-    from experiments.settings import CellSettings
-    from tasks.spec import EVAL_STARTS
-    from tests.conftest import REPO
 
     protocol = OmegaConf.load(REPO / "experiments" / "conf" / "protocol" / "cortexbench.yaml")
     assert protocol.eval_starts == "reference" and set(EVAL_STARTS) == {"reference", "seeded"}

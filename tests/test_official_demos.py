@@ -209,3 +209,56 @@ def test_a_metaworld_pickle_without_observations_records_an_unmeasured_gap(tmp_p
     write_official_paths(file, paths)
     gap = load_demos(spec, n=1, source=str(file), quality="fast", progress=False).stats["frame_gap"]
     assert gap == {"measured": False, "how": gap["how"]}
+
+
+# ------------------------------------------------------------------------------------------------
+# DMC visualize_reward: on, as dmc2gym's default; detected from the official frames and recorded
+# ------------------------------------------------------------------------------------------------
+def _dm_control_frame(spec, state, visualize: bool) -> np.ndarray:
+    """dm_control's own rendering of a physics state with or without reward colours (as dmc2gym makes it)."""
+    from dm_control import suite
+
+    domain, task = spec.env_id.split("-", 1)
+    env = suite.load(domain, task, task_kwargs={"random": 0}, visualize_reward=visualize)
+    env.reset()
+    with env.physics.reset_context():
+        env.physics.set_state(state)
+    env.task.after_step(env.physics)  # what dm_control runs after every step: colours follow the reward
+    frame = env.physics.render(256, 256, camera_id=0)
+    env.physics.free()
+    return frame
+
+
+def test_dmc_renders_with_reward_colours_like_dmc2gym():
+    """A standing walker earns reward ~1: its body turns from orange (default) to green (highlight)."""
+    from tasks.dmc import VISUALIZE_REWARD
+
+    spec = tasks.get("dmc-walker-stand")
+    env = spec.make_env(quality="faithful")  # dm_control's own rendering settings
+    env.reset(seed=0)
+    standing = np.zeros_like(env.physics_state())  # qpos 0: upright, torso at 1.3 m
+    env.set_physics_state(standing)
+    assert VISUALIZE_REWARD is True and env._env.task.visualize_reward is True
+    assert spec.version == 2  # v1 rendered without reward colours
+    assert np.array_equal(env.render(), _dm_control_frame(spec, standing, visualize=True))
+    assert not np.array_equal(env.render(), _dm_control_frame(spec, standing, visualize=False))
+    env.close()
+
+
+@pytest.mark.parametrize("visualize", [True, False])
+def test_visualize_reward_is_detected_from_the_pickle_frames_and_recorded(tmp_path, visualize):
+    spec = tasks.get("dmc-walker-stand")
+    paths = official_format_paths(spec, n=1, horizon=4, quality="faithful", expert=random_policy(spec))
+    standing = np.zeros_like(paths[0]["env_infos"]["internal_state"][2])  # a high-reward state to tell by
+    paths[0]["env_infos"]["internal_state"][2] = standing
+    paths[0]["images"] = np.stack(
+        [_dm_control_frame(spec, s, visualize) for s in paths[0]["env_infos"]["internal_state"]]
+    )
+    file = tmp_path / spec.official_demo_file
+    write_official_paths(file, paths)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        demos = load_demos(spec, n=1, source=str(file), quality="fast", progress=False)
+    check = demos.describe()["visualize_reward"]  # what lands in record["demos"]
+    assert check == {"used": True, "detected": visualize, "demos_decided": 1, "demos_agreeing": int(visualize)}
+    assert any("visualize_reward=False" in str(w.message) for w in caught) == (not visualize)

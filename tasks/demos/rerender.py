@@ -95,4 +95,13 @@ def rerender_official(
         **({"first_frame_mean_abs_diff_vs_pickle": round(float(np.mean(diffs)), 3)} if diffs else {}),
         **({"reacher_target_xy": [i["reacher_target_xy"] for i in infos]} if "reacher_target_xy" in infos[0] else {}),
     }
+    votes = [i["visualize_reward"] for i in infos if "visualize_reward" in i]
+    if votes:  # DMC: were the pickle's frames rendered with reward colours? (tasks/dmc.py)
+        detected = [v["detected"] for v in votes if v["detected"] is not None]
+        checks["visualize_reward"] = {
+            "used": votes[0]["used"],
+            "detected": detected[0] if detected and len(set(detected)) == 1 else (None if not detected else "mixed"),
+            "demos_decided": len(detected),
+            "demos_agreeing": sum(d == votes[0]["used"] for d in detected),
+        }
     return f"re-rendered from stored physics states: camera={spec.camera} size={render_size} quality={quality}", checks
