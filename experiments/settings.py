@@ -21,7 +21,7 @@ from encoders.cache import STORAGE_DTYPES
 from encoders.spec import EncoderSpec
 from policies import POLICIES, RL_POLICIES, counterpart, get_policy
 from tasks.rendering import QUALITIES
-from tasks.spec import TaskSpec
+from tasks.spec import EVAL_STARTS, TaskSpec
 
 
 class SettingError(ValueError):
@@ -152,6 +152,7 @@ class CellSettings:
     overwrite: bool
     progress: bool
     rl: RLSettings | None = None  # policy=ppo|sac only
+    eval_starts: str = "reference"  # protocol.eval_starts: tasks.spec.EVAL_STARTS
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -198,6 +199,7 @@ def validate(s: CellSettings) -> None:
     _one_of("render_quality", s.render_quality, QUALITIES)
     _one_of("cache", s.cache, CACHE_MODES)
     _one_of("cache_dtype", s.cache_dtype, STORAGE_DTYPES)
+    _one_of("protocol.eval_starts", s.eval_starts, EVAL_STARTS)
     if s.workers != "auto" and (isinstance(s.workers, bool) or not isinstance(s.workers, int) or s.workers < 1):
         raise SettingError(f"workers={s.workers!r}: use auto or a whole number of processes >= 1 (1: in-process)")
     if s.rl is not None:
@@ -270,6 +272,7 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         overwrite=bool(cfg.overwrite),
         progress=bool(cfg.progress),
         rl=_rl_settings(p, policy) if policy in RL_POLICIES else None,
+        eval_starts=str(p.get("eval_starts", "reference")),
     )
     validate(settings)
     return settings

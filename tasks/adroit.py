@@ -5,8 +5,14 @@ vikashplus/mj_envs @c1557f5 `hand_manipulation_suite/{pen,relocate}_v0.py`):
 - env `pen-v0` / `relocate-v0` (mj_envs, mujoco-py), here `AdroitHandPen-v1` / `AdroitHandRelocate-v1`,
   whose models, frame skip (5), action scaling, reset distributions and reward/goal definitions are
   the D4RL ports of the same mj_envs code;
-- horizon 100 (pen) / 200 (relocate): mj_envs registers `max_episode_steps` 100 / 200; no early
-  termination (both v0 and v1 return `done=False` at every step);
+- horizon 100 (pen) / 200 (relocate): mj_envs registers `max_episode_steps` 100 / 200;
+- early termination: mj_envs' `pen_v0.py` returns `done=True` once the pen has dropped (the pen body's
+  height `obj_pos[2] < 0.075`, `PEN_DROP_HEIGHT`), and mjrl's `sample_paths` / `do_rollout` stop the
+  episode there (`while t < horizon and done != True`), so `evaluate_success` counts goal steps of the
+  shortened path; `relocate_v0.py` always returns `done=False`. gymnasium-robotics v1 never terminates
+  (its pen check is commented out), so this adapter ends a pen episode itself (`terminated=True`) at the
+  first step that leaves the pen below 0.075, as v0 does. A dropped pen cannot be within 0.075 of the
+  target (at height 0.25), so the success count is the same; episode lengths and demos differ;
 - frames 256x256 from camera `vil_camera` (`pos="0 -1.2 1.2" quat="0.92388 0.382683 0 0"` in the
   gymnasium-robotics XML, the same camera as mj_envs'). mujoco-py rendered bottom-up and the
   reference flips (`img[::-1]`); `mujoco.Renderer` already gives upright frames, so nothing is flipped;
@@ -34,6 +40,7 @@ from tasks.demos import load_demos as load_demos
 from tasks.spec import TaskSpec
 
 CAMERA = "vil_camera"
+PEN_DROP_HEIGHT = 0.075  # mj_envs pen_v0.py: `if obj_pos[2] < 0.075: done = True`
 INSTALL = "pip install 'cortexbench-harness[adroit]'  (gymnasium-robotics==1.4.2, mujoco==3.3.0)"
 ENV_CLASSES = {
     "AdroitHandPen-v1": "gymnasium_robotics.envs.adroit_hand.adroit_pen:AdroitHandPenEnv",
@@ -44,11 +51,13 @@ ENV_CLASSES = {
 MINARI_DATASETS = {"adroit-pen": "D4RL/pen/expert-v2", "adroit-relocate": "D4RL/relocate/expert-v2"}
 
 
-def _task(short: str, env_id: str, upstream: str, horizon: int, proprio: int, action_dim: int) -> TaskSpec:
+def _task(
+    short: str, env_id: str, upstream: str, horizon: int, proprio: int, action_dim: int, version: int = 1
+) -> TaskSpec:
     return TaskSpec(
         name=f"adroit-{short}",
         suite="adroit",
-        version=1,
+        version=version,
         adapter="tasks.adroit",
         env_id=env_id,
         upstream_env_id=upstream,
@@ -67,7 +76,8 @@ def _task(short: str, env_id: str, upstream: str, horizon: int, proprio: int, ac
     )
 
 
-PEN = _task("pen", "AdroitHandPen-v1", "pen-v0", horizon=100, proprio=24, action_dim=24)
+# pen v2: episodes end when the pen drops, as mj_envs pen-v0 (v1 ran the full horizon)
+PEN = _task("pen", "AdroitHandPen-v1", "pen-v0", horizon=100, proprio=24, action_dim=24, version=2)
 RELOCATE = _task("relocate", "AdroitHandRelocate-v1", "relocate-v0", horizon=200, proprio=30, action_dim=30)
 TASKS = (PEN, RELOCATE)
 
@@ -85,7 +95,8 @@ class AdroitEnv(gym.Env):
 
     Observations: `pixels` (uint8, omitted with render=False), `proprio` (hand joint positions, 24 / 30)
     and `state` (the v1 observation, 45 / 39, for state-based experts; never given to visual policies).
-    Info: `goal_achieved` (0/1 per step), from which the success metric is computed.
+    Info: `goal_achieved` (0/1 per step), from which the success metric is computed. A pen episode
+    terminates when the pen drops (`pen_dropped`), as mj_envs pen-v0.
     """
 
     metadata = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (gymnasium API)
@@ -138,7 +149,13 @@ class AdroitEnv(gym.Env):
         self._state, reward, _, _, info = self._env.step(action)
         self._t += 1
         goal = {"goal_achieved": float(info["success"])}
-        return self._observation(), float(reward), False, self._t >= self.horizon, goal
+        return self._observation(), float(reward), self.pen_dropped(), self._t >= self.horizon, goal
+
+    def pen_dropped(self) -> bool:
+        """mj_envs pen-v0's `done`: the pen body below PEN_DROP_HEIGHT (never for relocate)."""
+        if self.spec_.upstream_env_id != "pen-v0":
+            return False
+        return bool(self.data.xpos[self._env.obj_body_id][2] < PEN_DROP_HEIGHT)
 
     def render(self) -> np.ndarray:
         assert self._camera is not None, "created with render=False"
@@ -197,6 +214,24 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
     finally:
         env.close()
     return frames, {"frames": "re-rendered from env_infos qpos/qvel + init_state_dict"}
+
+
+def render_official_first_frames(spec: TaskSpec, paths: list[dict], render_size: int, quality: str) -> list:
+    """Each path's first state (`init_state_dict`, mj_envs' `get_env_state()` at reset) rendered by us, for the
+    frame gap to the pickle's first image (tasks/demos/framegap.py); None where a path has no initial state."""
+    env = AdroitEnv(spec, render_size=render_size, quality=quality, horizon=1)
+    try:
+        frames = []
+        for path in paths:
+            init = path.get("init_state_dict")
+            if init is None:
+                frames.append(None)
+                continue
+            env.reset(seed=0, options={"initial_state_dict": init})
+            frames.append(env.render())
+        return frames
+    finally:
+        env.close()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -40,18 +40,38 @@ Other choices, and what could not be matched:
 - Rendering quality `fast` sets `offsamples = 0` and turns off shadow casting on the physics model
   before dm_control creates its rendering context (tasks/rendering.py); `faithful` keeps MuJoCo's
   defaults, as dm_control renders them.
-- `visualize_reward` is off (dm_control's default; dmc2gym refuses it for pixel observations). Whether
-  the fork's registration turned it on is unknown; demo frames are re-rendered by us anyway, so demo
-  and evaluation frames always agree.
-- Episode i is seeded with seed + i by giving the task a fresh `RandomState(seed)` before `reset`.
-  The reference seeded its env once per job (dmc2gym's `seed()` only seeds the action space), so the
-  exact initial states of its evaluation episodes cannot be reproduced; their distribution is the same.
+- `visualize_reward` is on (`VISUALIZE_REWARD`; task version 2, v1 had it off): the body's and effector's
+  materials blend from their default colours to green as the reward nears 1 (dm_control `suite/base.py`
+  `_set_reward_colors`, set after every step and at reset). dmc2gym's `make(..., visualize_reward=True,
+  from_pixels=False)` turns it on by default and refuses it only with `from_pixels=True`; CortexBench builds
+  state-based envs (`gym.make("dmc_<domain>_<task>-v1")`) and renders them itself (eai-vc `gym_wrapper.py`,
+  `MuJoCoPixelObsWrapper`), so nothing in the reference turns it off. The fork's registration (not public)
+  is the one unknown, so with the official pickles the loader checks it on their frames: for each demo, the
+  stored state with the highest reward is rendered with the colours on and off and the closer render to the
+  pickle's image wins (`detect_visualize_reward`, the way reacher's target is matched). The result is in
+  `demos.visualize_reward`; a contradiction warns (the fix is to flip `VISUALIZE_REWARD` and bump the task
+  version). Re-rendered demo frames use the same colours as evaluation frames, so the two always agree.
+- Evaluation start states (`protocol.eval_starts`, recorded in the record's settings). The reference's task
+  draws every initial state from one `RandomState` made when the env is built (dmc2gym's
+  `task_kwargs={'random': ...}`); mjrl's per-episode `env.set_seed(seed + i)` reaches only dmc2gym's
+  `seed()`, which seeds the action and observation spaces, so that generator keeps advancing over the
+  episodes of an evaluation and over the 20 evaluations of a run, and each eai-vc evaluation also resets the
+  env once per logging-only rollout (`rollout_from_init_states`, which calls `env.reset()` before setting
+  the demo's state). `eval_starts=reference` (the default) reproduces that stream: `eval_start_stream`
+  steps one task generator, seeded with the cell seed, through the same resets (n scored, then n
+  logging-only per evaluation) in this process and hands each evaluation environment the generator state
+  its episode starts from (`reset(options={"task_random_state": ...})`), so the lockstep episodes start
+  exactly where the reference's one environment would. What cannot be reproduced: the generator's seed (the
+  dmc2gym fork's registration, aravindr93/dmc2gym @0d7581f, is not public), so the draws are the
+  reference's in kind, not in value. `eval_starts=seeded` gives episode i a fresh `RandomState(seed + i)`
+  at every evaluation (the same start states every time; the harness's behaviour before issue 13).
 - MuJoCo 3.3 / dm_control 1.0.28 replace MuJoCo 2.x / dm_control 1.0.5.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -59,12 +79,16 @@ import numpy as np
 
 from tasks.demos import check_demos as check_demos  # the adapter API: demo loader and its check
 from tasks.demos import load_demos as load_demos
+from tasks.demos.framegap import frame_gap
 from tasks.spec import TaskSpec
 
 INSTALL = "pip install 'cortexbench-harness[dmc]'  (dm_control==1.0.28, mujoco==3.3.0)"
 HORIZON = 1000
 ACTION_REPEAT = 1
 CAMERA_ID = 0
+VISUALIZE_REWARD = True  # dmc2gym's default for state-based envs (module docstring)
+# A reward below this colours the body too little to tell the two renderings apart (blend = reward ** 4).
+VISUALIZE_MIN_REWARD = 0.7
 
 
 class OfficialDemoMismatchError(ValueError):
@@ -76,7 +100,7 @@ def _task(domain: str, task: str) -> TaskSpec:
     return TaskSpec(
         name=f"dmc-{domain}-{task}".replace("_", "-"),
         suite="dmc",
-        version=1,
+        version=2,  # 2: visualize_reward on
         adapter="tasks.dmc",
         env_id=f"{domain}-{task}",
         upstream_env_id=upstream,
@@ -125,8 +149,9 @@ class DMCEnv(gym.Env):
         from tasks.rendering import apply_quality
 
         domain, task = spec.env_id.split("-", 1)
-        self._env = suite.load(domain, task, task_kwargs={"random": 0})
+        self._env = suite.load(domain, task, task_kwargs={"random": 0}, visualize_reward=VISUALIZE_REWARD)
         self.physics = self._env.physics
+        self.default_colours = self.physics.model.mat_rgba.copy()  # before any reset colours them by reward
         apply_quality(self.physics.model.ptr, quality)  # before the first render creates the GL context
         limit = int(self._env._step_limit) // spec.action_repeat
         if horizon > limit:
@@ -161,9 +186,14 @@ class DMCEnv(gym.Env):
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """`options={"task_random_state": state}` starts the episode from that state of the task's generator
+        (numpy's `RandomState.get_state()`), e.g. a position in the reference's stream (`eval_start_stream`)."""
         super().reset(seed=seed)
         if seed is not None:
             self._env.task._random = np.random.RandomState(seed)  # the task draws its initial state from here
+        if options and options.get("task_random_state") is not None:
+            self._env.task._random = np.random.RandomState()
+            self._env.task._random.set_state(options["task_random_state"])
         self._state = _flat(self._env.reset().observation)
         self._t = 0
         return self._observation(), {}
@@ -185,9 +215,29 @@ class DMCEnv(gym.Env):
         """dm_control's `physics.get_state()` (qpos, qvel, act): what dmc2gym stores as `internal_state`."""
         return self.physics.get_state().copy()
 
-    def set_physics_state(self, state: np.ndarray) -> None:
+    def set_physics_state(self, state: np.ndarray, at_reset: bool = False) -> None:
+        """Set qpos, qvel, act and recompute positions. The reward colours follow the state as after a step, or
+        with `at_reset` as at an episode's start, where dm_control reads the reward inside `reset_context`,
+        before positions are recomputed (what the first frame of an episode shows)."""
         with self.physics.reset_context():  # runs mj_forward, so positions of every body follow the state
             self.physics.set_state(np.asarray(state, dtype=np.float64))
+            if at_reset:
+                self.colour_by_reward()
+        if not at_reset:
+            self.colour_by_reward()
+
+    def colour_by_reward(self, visualize: bool | None = None) -> None:
+        """Colour the materials for the current state as dm_control does after a step (`visualize`: override
+        the task's setting; off restores the default colours)."""
+        task = self._env.task
+        if visualize is False or (visualize is None and not task.visualize_reward):
+            self.physics.model.mat_rgba[:] = self.default_colours
+            return
+        previous, task.visualize_reward = task.visualize_reward, True
+        try:
+            task.after_step(self.physics)
+        finally:
+            task.visualize_reward = previous
 
     def close(self):
         self.physics.free()
@@ -197,14 +247,42 @@ def make_env(spec: TaskSpec, render_size: int, quality: str, horizon: int, rende
     return DMCEnv(spec, render_size=render_size, quality=quality, horizon=horizon, render=render)
 
 
+# Resets the reference makes per evaluation besides the scored episodes: eai-vc's logging-only rollouts from
+# the first n demos' initial states (`rollout_from_init_states` resets before setting each state).
+LOGGING_RESETS_PER_EPISODE = 1
+
+
+def eval_start_stream(spec: TaskSpec, seed: int, n: int) -> Callable[[], list[dict]]:
+    """`next_evaluation() -> [reset options] * n`: the reference's start states (module docstring), one call per
+    evaluation. A task generator seeded `seed` goes through the reference's resets in order, n scored episodes
+    and then n logging-only resets per evaluation; each option holds the generator state an episode starts from.
+    The resets run in a simulator of its own (no rendering): an initial state depends only on the generator."""
+    from dm_control import suite
+
+    domain, task = spec.env_id.split("-", 1)
+    env = suite.load(domain, task, task_kwargs={"random": seed})
+
+    def next_evaluation() -> list[dict]:
+        options = []
+        for _ in range(n):
+            options.append({"task_random_state": env.task.random.get_state()})
+            env.reset()
+        for _ in range(n * LOGGING_RESETS_PER_EPISODE):
+            env.reset()
+        return options
+
+    return next_evaluation
+
+
 # ------------------------------------------------------------------------------------------------
 # Demonstrations: frames re-rendered from stored physics states, and checks of the official pickles
 # ------------------------------------------------------------------------------------------------
 def render_states(env: DMCEnv, states: np.ndarray) -> np.ndarray:
-    """Frames of physics states (dmc2gym's `internal_state`), rendered exactly like evaluation frames."""
+    """Frames of an episode's physics states (dmc2gym's `internal_state`: the first one the reset state),
+    rendered exactly like evaluation frames."""
     frames = np.empty((len(states), env.render_size, env.render_size, 3), np.uint8)
     for t, state in enumerate(states):
-        env.set_physics_state(state)
+        env.set_physics_state(state, at_reset=t == 0)
         frames[t] = env.render()
     return frames
 
@@ -236,7 +314,7 @@ def fit_reacher_target(
 
         def error(xy: np.ndarray) -> float:
             env.physics.named.model.geom_pos["target", ["x", "y"]] = xy
-            env.physics.forward()
+            env.set_physics_state(state, at_reset=True)  # positions, and colours as the episode's first frame
             return float(np.mean(np.abs(env.render().astype(np.float32) - reference)))
 
         grid = [np.array([x, y]) for x in np.linspace(-0.2, 0.2, 9) for y in np.linspace(-0.2, 0.2, 9)]
@@ -265,15 +343,51 @@ def rerender_official_path(spec: TaskSpec, path: dict, render_size: int, quality
             xy, _ = fit_reacher_target(spec, states[0], path["images"][0])
             env.physics.named.model.geom_pos["target", ["x", "y"]] = xy
             info["reacher_target_xy"] = [round(float(v), 4) for v in xy]
+        if "images" in path:
+            info["visualize_reward"] = detect_visualize_reward(env, states, path["images"])
         frames = render_states(env, states)
-        if "images" in path and np.shape(path["images"])[1:] == frames.shape[1:]:
-            # how far our first frame is from the pickle's own (MuJoCo 2 / mujoco-py renderer): a diagnostic
-            info["first_frame_mean_abs_diff"] = round(
-                float(np.mean(np.abs(frames[0].astype(np.float32) - np.asarray(path["images"][0], np.float32)))), 3
-            )
+        if "images" in path:  # how far our first frame is from the pickle's own (MuJoCo 2 renderer)
+            info["frame_gap"] = frame_gap(frames[0], path["images"][0])
+            if np.shape(path["images"])[1:] == frames.shape[1:]:
+                info["first_frame_mean_abs_diff"] = round(info["frame_gap"]["mean_abs_diff"], 3)
         return frames, info
     finally:
         env.close()
+
+
+def detect_visualize_reward(env: DMCEnv, states: np.ndarray, images, size: int = 64, candidates: int = 25) -> dict:
+    """Whether the pickle's frames were rendered with `visualize_reward`: of up to `candidates` evenly spaced
+    states, the one with the highest reward is rendered with reward colours on and off, and the render closer
+    to the pickle's image (mean absolute error at `size` px) decides. `detected` is None when no state earns
+    VISUALIZE_MIN_REWARD (the colours would barely differ). Leaves `env` coloured as its task says."""
+    first = 1 if len(states) > 1 else 0  # the reset frame's colours come from another reward (set_physics_state)
+    picks = np.unique(np.linspace(first, len(states) - 1, min(candidates, len(states) - first)).astype(int))
+    rewards = []
+    for t in picks:
+        env.set_physics_state(states[t])
+        rewards.append(float(env._env.task.get_reward(env.physics)))
+    best = int(picks[int(np.argmax(rewards))])
+    out: dict = {"used": VISUALIZE_REWARD, "detected": None, "frame": best, "reward": round(max(rewards), 3)}
+    if max(rewards) < VISUALIZE_MIN_REWARD:
+        return out
+    reference = _downsample(np.asarray(images[best]), size)
+    errors = {}
+    env.set_physics_state(states[best], at_reset=best == 0)
+    for visualize in (True, False):
+        env.colour_by_reward(visualize)
+        frame = env.physics.render(size, size, camera_id=CAMERA_ID).astype(np.float32)
+        errors[visualize] = float(np.mean(np.abs(frame - reference)))
+    env.colour_by_reward()
+    out |= {"detected": errors[True] < errors[False], "error_on": round(errors[True], 2)}
+    out["error_off"] = round(errors[False], 2)
+    if out["detected"] != VISUALIZE_REWARD:
+        warnings.warn(
+            f"{env.spec_.name}: the official frames look rendered with visualize_reward={out['detected']} (frame "
+            f"{best}: error {errors[True]:.1f} with the reward colours, {errors[False]:.1f} without), the task "
+            f"uses {VISUALIZE_REWARD}; set VISUALIZE_REWARD in tasks/dmc.py and bump the task version",
+            stacklevel=2,
+        )
+    return out
 
 
 def action_repeat_error(spec: TaskSpec, states: np.ndarray, actions: np.ndarray, repeat: int, steps: int = 5) -> float:

@@ -12,6 +12,12 @@ The installed MetaWorld lacks it, so `_with_cortexbench_camera` adds exactly tha
 model through `mujoco.MjSpec` before compiling. mujoco-py returned frames bottom-up and the reference
 flips them (`img[::-1]`); `mujoco.Renderer` already returns upright frames, so no flip is applied.
 
+Success rules and reset ranges are the fork's v2 ones (`metaworld/envs/mujoco/sawyer_xyz/v2/sawyer_*_v2.py`),
+checked against MetaWorld 3.1.1's `metaworld/envs/sawyer_*_v3.py` for the five tasks (table in
+docs/protocols.md; tests/test_conformance_tasks.py pins the ranges). They agree except button-press-topdown,
+whose v3 success tolerance is 0.024 where the fork's is 0.02: `FORK_SUCCESS` replaces v3's flag with the
+fork's rule there (task version 2).
+
 Differences from the reference that cannot be avoided: MetaWorld v3 instead of v2 (the v2 envs need
 mujoco-py and MuJoCo 2.0), and MuJoCo 3's renderer instead of mujoco-py's.
 """
@@ -33,12 +39,12 @@ CAMERA_POSE = {"mode": "targetbody", "target": "tablelink", "pos": (0.0, 0.9, 0.
 INSTALL = "pip install 'cortexbench-harness[metaworld]'  (metaworld==3.1.1, mujoco==3.3.0)"
 
 
-def _task(short: str, env_id: str) -> TaskSpec:
+def _task(short: str, env_id: str, version: int = 1) -> TaskSpec:
     upstream = env_id.replace("-v3", "-v2-goal-observable")
     return TaskSpec(
         name=f"metaworld-{short}",
         suite="metaworld",
-        version=1,
+        version=version,
         adapter="tasks.metaworld",
         env_id=env_id,
         upstream_env_id=upstream,
@@ -59,10 +65,21 @@ def _task(short: str, env_id: str) -> TaskSpec:
 
 ASSEMBLY = _task("assembly", "assembly-v3")
 BIN_PICKING = _task("bin-picking", "bin-picking-v3")
-BUTTON_PRESS_TOPDOWN = _task("button-press-topdown", "button-press-topdown-v3")
+# v2: the fork's success tolerance 0.02 (v1 used MetaWorld 3.1.1's 0.024)
+BUTTON_PRESS_TOPDOWN = _task("button-press-topdown", "button-press-topdown-v3", version=2)
 DRAWER_OPEN = _task("drawer-open", "drawer-open-v3")
 HAMMER = _task("hammer", "hammer-v3")
 TASKS = (ASSEMBLY, BIN_PICKING, BUTTON_PRESS_TOPDOWN, DRAWER_OPEN, HAMMER)
+
+
+def _button_press_topdown_success(env: Any, state: np.ndarray) -> float:
+    """The fork's `sawyer_button_press_topdown_v2.py` `evaluate_state`: success when the button (`obs[4:7]`)
+    is within 0.02 of the hole's height (`_target_pos[2]`); MetaWorld 3.1.1 allows 0.024."""
+    return float(abs(env._target_pos[2] - state[6]) <= 0.02)
+
+
+# The fork's success rule where MetaWorld 3.1.1's differs, by env id: f(metaworld env, 39-d state) -> 0/1.
+FORK_SUCCESS = {"button-press-topdown-v3": _button_press_topdown_success}
 
 
 def _with_cortexbench_camera(env_cls: type) -> type:
@@ -139,7 +156,11 @@ class MetaWorldEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float32), self.action_space.low, self.action_space.high)
         self._state, reward, _, _, info = self._env.step(action)
         self._t += 1
-        return self._observation(), float(reward), False, self._t >= self.horizon, {"success": float(info["success"])}
+        success = float(info["success"])
+        rule = FORK_SUCCESS.get(self.spec_.env_id)
+        if rule is not None and not self._env._did_see_sim_exception:  # an unstable step never succeeds
+            success = rule(self._env, self._state)
+        return self._observation(), float(reward), False, self._t >= self.horizon, {"success": success}
 
     def render(self):
         assert self._camera is not None, "created with render=False"
@@ -153,6 +174,72 @@ class MetaWorldEnv(gym.Env):
 
 def make_env(spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True) -> MetaWorldEnv:
     return MetaWorldEnv(spec, render_size=render_size, quality=quality, horizon=horizon, render=render)
+
+
+def first_observation(path: dict) -> np.ndarray | None:
+    """The 39-d MetaWorld observation of a path's first step (mjrl paths' `observations[0]`), if stored."""
+    observations = path.get("observations")
+    if observations is None or len(observations) == 0:
+        return None
+    first = np.asarray(observations[0], dtype=np.float64).ravel()
+    return first if first.shape == (39,) else None
+
+
+def render_official_first_frames(spec: TaskSpec, paths: list[dict], render_size: int, quality: str) -> list:
+    """Each path's first state rendered by us, for the frame gap to the pickle's first image
+    (tasks/demos/framegap.py); None where the path stores no first observation.
+
+    The pickles hold no physics state, but a reset state is fixed by the env's random vector (the object's
+    initial position, and for assembly / bin-picking the goal's), which the first observation shows: the
+    object at `obs[4:7]` and the goal at `obs[-3:]`, each a fixed offset from its part of the vector. The
+    offsets are read from our env; the vector that reproduces the observation is then frozen
+    (`_freeze_rand_vec`) for a reset, as MetaWorld does for a fixed task. drawer-open's reset moves the
+    drawer without recomputing positions (in the fork and in v3), so its first `obs[4:7]` (and frame) still
+    show the previous episode's drawer; its goal, computed from the vector, gives the layout instead. Our
+    render is of the layout itself (the reset is done twice), not of such a stale frame.
+    """
+    env = MetaWorldEnv(spec, render_size=render_size, quality=quality, horizon=1)
+    mw = env._env
+
+    def reset_to(vec: np.ndarray) -> np.ndarray:
+        mw._last_rand_vec, mw._freeze_rand_vec = vec, True
+        try:
+            env.reset()
+            env.reset()  # a second reset: positions computed for this layout, whatever came before
+        finally:
+            mw._freeze_rand_vec = False
+        return env._state.copy()
+
+    try:
+        env.reset(seed=0)
+        base_vec = mw._last_rand_vec.copy()
+        base_obs = reset_to(base_vec)
+        frames = []
+        for path in paths:
+            first = first_observation(path)
+            if first is None:
+                frames.append(None)
+                continue
+            vec = base_vec.copy()
+            if spec.env_id in VEC_FROM_GOAL:
+                vec[:3] += first[-3:] - base_obs[-3:]
+            else:
+                vec[:3] += first[4:7] - base_obs[4:7]
+            if vec.size >= 6:
+                vec[3:6] += first[-3:] - base_obs[-3:]
+                if spec.env_id == "assembly-v3" and np.linalg.norm(vec[:2] - vec[3:5]) < 0.1:
+                    frames.append(None)  # assembly's reset would redraw forever: not a layout it can produce
+                    continue
+            reset_to(vec)
+            frames.append(env.render())
+        return frames
+    finally:
+        env.close()
+
+
+# Tasks whose first observation shows the object where the previous episode left it (stale positions after
+# reset) but whose goal is the object's initial position plus a constant: the layout is read from the goal.
+VEC_FROM_GOAL = frozenset({"drawer-open-v3"})
 
 
 def scripted_expert(spec: TaskSpec):

@@ -7,7 +7,8 @@ the leaderboard never averages across versions.
 Behaviour lives in the suite's adapter module (`TaskSpec.adapter`, imported by name on first use), which
 provides `make_env(spec, render_size, quality, horizon, render)`, `scripted_expert(spec)` and
 `load_demos(spec, n, source, **kwargs) -> tasks.demos.DemoSet`; optional hooks (`expert_info`,
-`check_official_paths`, `rerender_official_path`, `MINARI_DATASETS`) are described in tasks/demos.
+`check_official_paths`, `rerender_official_path`, `MINARI_DATASETS`) are described in tasks/demos;
+`eval_start_stream(spec, seed, n)` is described at `EVAL_STARTS`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from tasks.metrics import Episode, MetricSpec, get_metric, score
 
 # What every suite adapter module provides (see the module docstring and docs/adding-a-task.md).
 ADAPTER_FUNCTIONS = ("make_env", "scripted_expert", "load_demos")
+
+
+# `protocol.eval_starts`: where evaluation episodes start. `reference`: as the reference code (episode i
+# seeded seed + i, except where a suite's reference draws start states from a generator that runs on across
+# episodes and evaluations: the adapter's `eval_start_stream`, DMC); `seeded`: episode i seeded seed + i
+# at every evaluation, in every suite.
+EVAL_STARTS = ("reference", "seeded")
 
 
 class SimulatorMissingError(ImportError):
@@ -118,4 +126,4 @@ class TaskSpec:
         return score(self.metric, episodes)
 
 
-__all__ = ["ADAPTER_FUNCTIONS", "Episode", "SimulatorMissingError", "TaskSpec"]
+__all__ = ["ADAPTER_FUNCTIONS", "EVAL_STARTS", "Episode", "SimulatorMissingError", "TaskSpec"]

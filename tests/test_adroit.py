@@ -75,6 +75,39 @@ def test_resets_are_seeded_and_episodes_last_the_horizon(spec):
     env.close()
 
 
+@pytest.mark.parametrize(("height", "dropped"), [(0.2, True), (-0.2, False)])
+def test_a_pen_episode_ends_when_the_pen_drops_as_pen_v0(height, dropped):
+    """mj_envs pen_v0.py: `done = True` once the pen body is below z = 0.075; mjrl stops the rollout there.
+    The pen's body frame is turned 90 degrees about y, so its OBJTx slide moves it along world -z."""
+    import mujoco
+
+    from tasks.adroit import PEN_DROP_HEIGHT
+
+    spec = tasks.get("adroit-pen")
+    env = spec.make_env(render=False)
+    env.reset(seed=3)
+    env.data.qpos[env.model.joint("OBJTx").qposadr[0]] = height  # pen body at z = 0.25 -/+ 0.2
+    mujoco.mj_forward(env.model, env.data)
+    _, _, terminated, truncated, _ = env.step(np.zeros(spec.action_dim))
+    assert (env.data.xpos[env.model.body("Object").id][2] < PEN_DROP_HEIGHT) == dropped
+    assert terminated == dropped and not truncated
+    env.close()
+
+
+def test_relocate_never_terminates_early():
+    """relocate_v0.py returns done=False at every step, even with the ball pushed off the table."""
+    import mujoco
+
+    spec = tasks.get("adroit-relocate")
+    env = spec.make_env(render=False)
+    env.reset(seed=3)
+    env.data.qpos[env.model.joint("OBJTz").qposadr[0]] = -0.5  # the ball well below the table
+    mujoco.mj_forward(env.model, env.data)
+    _, _, terminated, _, _ = env.step(np.zeros(spec.action_dim))
+    assert not terminated
+    env.close()
+
+
 @pytest.mark.parametrize(("name", "threshold"), [("adroit-pen", 20), ("adroit-relocate", 25)])
 def test_success_counts_goal_achieved_steps(name, threshold):
     spec = tasks.get(name)

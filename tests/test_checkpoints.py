@@ -75,7 +75,8 @@ def _hf_vit_v4_state(hf_model) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def theia_file(tmp_path_factory):
     """A Theia-T `model.safetensors` from a random HF ViTModel: backbone under `backbone.model.`, plus translators."""
-    transformers = pytest.importorskip("transformers")
+    import transformers  # part of the test extra: a missing install fails, never skips
+
     folder = tmp_path_factory.mktemp("theia")
     config = transformers.ViTConfig(
         hidden_size=192,

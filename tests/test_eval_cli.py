@@ -63,7 +63,17 @@ def test_theia_tiny_random_weights_on_the_metaworld_suite(tmp_path):
     for path in folder.rglob("seed=100.json"):
         record = json.loads(path.read_text())
         assert record["status"] == "ok" and record["encoder"]["weights"]["kind"] == "random"
-        assert record["scores"]["best"] >= record["scores"]["final"]
+        scores, episodes = record["scores"], record["episodes"]
+        per_eval = dict(scores["per_eval"])  # {epoch: score}
+        # best is CortexBench's highest_success: the largest evaluation, at the earliest epoch that reached it
+        assert scores["best"] == max(per_eval.values())
+        assert scores["best_epoch"] == min(e for e, v in per_eval.items() if v == scores["best"])
+        assert [scores["final_epoch"], scores["final"]] == scores["per_eval"][-1]
+        # success % over the smoke protocol's 2 episodes: each episode 0 or 100, the score their mean
+        for which in ("best", "final"):
+            values = [e["value"] for e in episodes[which]]
+            assert set(values) <= {0.0, 100.0} and len(values) == 2
+            assert scores[which] == sum(values) / 2
 
 
 def test_missing_pretrained_weights_fail_fast_with_the_fix(tmp_path):

@@ -13,8 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-
-pytest.importorskip("trifinger_simulation", reason="pip install 'cortexbench-harness[trifinger]'")
+import trifinger_simulation  # noqa: F401  (the `run` extra installs it: a missing install fails, never skips)
 
 import tasks
 from experiments.records import validate

@@ -18,7 +18,7 @@ from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
 from experiments.cells.envpool import make_pool, task_env_factory
 from experiments.cells.features import demo_features
-from experiments.cells.rollout import rollout
+from experiments.cells.rollout import rollout, start_options
 from policies import build_head
 
 
@@ -101,13 +101,15 @@ def train_and_evaluate(run: CellRun) -> None:
         "n_parameters": sum(p.numel() for p in head.parameters()),
     }
 
-    # 4. Evaluation environments (stepped and rendered in worker processes), created once and reset
-    #    with seed + i for episode i at every evaluation.
+    # 4. Evaluation environments (stepped and rendered in worker processes), created once; episode i is reset
+    #    with seed + i, and with the reference's start state where that is not a function of it
+    #    (`protocol.eval_starts`, experiments/cells/rollout.py).
     with run.timed("make_envs"):
         make_env = task_env_factory(task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon)
         pool = make_pool(make_env, s.eval_episodes, s.workers)
         run.resources.callback(pool.close)
     seeds = [s.seed + i for i in range(s.eval_episodes)]
+    next_starts = start_options(task, s.eval_starts, s.seed, s.eval_episodes)
 
     def embed(observations: dict[str, np.ndarray]) -> torch.Tensor:
         out = encoder.encode(observations["pixels"])
@@ -135,6 +137,7 @@ def train_and_evaluate(run: CellRun) -> None:
                     device,
                     progress=s.progress,
                     desc=f"eval epoch {epoch}",
+                    options=next_starts(),
                 )
             evaluations.append((epoch, task.score(episodes), episodes))
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")

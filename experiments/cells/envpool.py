@@ -3,8 +3,8 @@
 Simulation and (CPU) rendering are the expensive part of an evaluation step, so `ProcessEnvPool`
 spreads the environments over worker processes that step and render in parallel, while the main
 process runs one batched encoder forward over all their frames. Both pools have the same interface
-and give identical observations: each environment is reset with its own seed and stepped with its
-own action, whichever process holds it.
+and give identical observations: each environment is reset with its own seed (and reset options, where
+given) and stepped with its own action, whichever process holds it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,13 @@ class EnvGroup:
         self.envs = [make_env() for _ in range(n)]
         self._last: list[dict] = []
 
-    def reset(self, seeds: Sequence[int]) -> list[dict]:
-        self._last = [env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds, strict=True)]
+    def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> list[dict]:
+        """Reset env i with seeds[i] and, if given, the env's reset options[i] (e.g. a start state's generator)."""
+        options = options if options is not None else [None] * len(self.envs)
+        self._last = [
+            env.reset(seed=int(s), **({} if o is None else {"options": o}))[0]
+            for env, s, o in zip(self.envs, seeds, options, strict=True)
+        ]
         return self._last
 
     def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> list[dict]:
@@ -72,8 +77,8 @@ class SerialEnvPool:
     def __len__(self) -> int:
         return len(self.group.envs)
 
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
-        return _stack_observations(self.group.reset(seeds))
+    def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> dict[str, np.ndarray]:
+        return _stack_observations(self.group.reset(seeds, options))
 
     def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> dict[str, np.ndarray]:
         """Reset the envs at `indices` (ascending) with `seeds`; their stacked observations, in that order."""
@@ -96,7 +101,7 @@ def _worker(connection, make_env: Callable[[], object], n: int) -> None:
         while True:
             command, payload = connection.recv()
             if command == "reset":
-                connection.send(("ok", group.reset(payload)))
+                connection.send(("ok", group.reset(*payload)))
             elif command == "step":
                 connection.send(("ok", group.step(*payload)))
             elif command == "reset_some":
@@ -152,9 +157,10 @@ class ProcessEnvPool:
             connection.send((command, payload))
         return [item for connection in self.connections for item in self._receive(connection)]
 
-    def reset(self, seeds: Sequence[int]) -> dict[str, np.ndarray]:
+    def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> dict[str, np.ndarray]:
         seeds = list(seeds)
-        return _stack_observations(self._broadcast("reset", [seeds[s] for s in self.slices]))
+        options = list(options) if options is not None else [None] * len(seeds)
+        return _stack_observations(self._broadcast("reset", [(seeds[s], options[s]) for s in self.slices]))
 
     def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> dict[str, np.ndarray]:
         """Reset the envs at `indices` (ascending) with `seeds`; their stacked observations, in that order."""

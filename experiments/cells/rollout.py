@@ -1,7 +1,10 @@
 """Evaluation rollouts: N episodes stepped in lockstep, one batched encoder forward per step.
 
 Episode i is seeded seed + i and keeps its own frame history, so the per-episode results are those
-of running the episodes one after another (tests/test_rollout.py checks this). Actions are the
+of running the episodes one after another (tests/test_rollout.py checks this). Where the reference's start
+states are not a function of seed + i (DMC's task generator runs on across episodes and evaluations), the
+suite adapter's `eval_start_stream` gives each episode reset options that place it in that stream
+(`start_options`, chosen by `protocol.eval_starts`). Actions are the
 policy's deterministic output (the mean action, as `eval_mode=True` in mjrl's `sample_paths`).
 The environments live in an env pool (`experiments.cells.envpool`), in this process or in workers.
 """
@@ -15,7 +18,7 @@ import torch
 from torch import nn
 
 from policies.fusion import HistoryBuffer, fuse
-from tasks.spec import Episode
+from tasks.spec import EVAL_STARTS, Episode, TaskSpec
 
 
 def act(policy: nn.Module, history: torch.Tensor, proprio: torch.Tensor) -> np.ndarray:
@@ -29,6 +32,20 @@ def act(policy: nn.Module, history: torch.Tensor, proprio: torch.Tensor) -> np.n
     return torch.cat(rows).cpu().numpy()
 
 
+def start_options(task: TaskSpec, mode: str, seed: int, n: int) -> Callable[[], list[dict | None]]:
+    """`next_evaluation() -> reset options for the n episodes`, called once per evaluation, in order.
+
+    `reference`: the suite's `eval_start_stream(spec, seed, n)` where its reference draws start states from a
+    generator that outlives episodes (DMC); other suites reseed episode i with seed + i, as mjrl does, and get
+    no options. `seeded`: no options anywhere (every evaluation starts episode i from seed + i)."""
+    if mode not in EVAL_STARTS:
+        raise ValueError(f"eval_starts={mode!r} is not one of {', '.join(EVAL_STARTS)}")
+    stream = getattr(task.adapter_module(), "eval_start_stream", None)
+    if mode == "reference" and stream is not None:
+        return stream(task, seed, n)
+    return lambda: [None] * n
+
+
 def rollout(
     pool,
     seeds: Sequence[int],
@@ -40,15 +57,17 @@ def rollout(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "eval",
+    options: Sequence[dict | None] | None = None,
 ) -> list[Episode]:
     """Run len(seeds) episodes in lockstep; `embed(observations) -> [N, ...]` is one batched encoder forward
-    over the stacked observations (`pixels` [N,H,W,3]); state-based checks pass another `embed`."""
+    over the stacked observations (`pixels` [N,H,W,3]); state-based checks pass another `embed`. `options`:
+    each episode's reset options (`start_options`), if any."""
     from tqdm.auto import tqdm
 
     n = len(seeds)
     assert len(pool) == n, f"pool has {len(pool)} envs for {n} seeds"
     policy.eval()
-    obs = pool.reset(seeds)
+    obs = pool.reset(seeds, options)
     buffer = HistoryBuffer(history)
     hist = buffer.reset(embed(obs))
     active = np.ones(n, dtype=bool)

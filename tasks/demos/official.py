@@ -4,7 +4,8 @@ Official pickles (reference/cortexbench.md 1.2) are a list of path dicts with `i
 (T,256,256,3) uint8, `actions`, `rewards` and `env_infos` (`gripper_proprio`, `proprio`,
 `internal_state`). They are read without running pickled code. Where a pickle stores physics states
 (DMC's `internal_state`; Adroit's per-step qpos/qvel if present) its frames are re-rendered from them
-with our renderer (`tasks/demos/rerender.py`), so demo and evaluation frames match.
+with our renderer (`tasks/demos/rerender.py`), so demo and evaluation frames match. Either way the gap
+between the pickle's first frames and ours is measured and recorded (`frame_gap`, tasks/demos/framegap.py).
 
 `official_format_paths` writes the same layout from our own simulators and experts, so the loader is
 exercised offline with data whose true states are known (tests, converters).
@@ -20,6 +21,8 @@ import numpy as np
 
 from encoders.storage import DATA_ENV, atomic_write_bytes, data_root, sha256_file
 from tasks.demos.demoset import Demo, DemoSet, DemosNotFoundError, demo_stats
+from tasks.demos.framegap import frame_gap
+from tasks.demos.framegap import summarise as summarise_gaps
 from tasks.demos.rerender import rerender_official
 from tasks.demos.scripted import SCRIPTED_SEED_BASE
 from tasks.metrics import episode_success
@@ -132,7 +135,7 @@ def official_format_paths(
     expert: Callable[[dict], np.ndarray] | None = None,
 ) -> list[dict]:
     """Episodes of the suite's offline expert in the official CortexBench pickle layout: `images`,
-    `actions`, `rewards`, `env_infos` (the proprio key, `goal_achieved` / `success`, and DMC's
+    `observations` (the state vector), `actions`, `rewards`, `env_infos` (the proprio key, `goal_achieved` / `success`, and DMC's
     `internal_state`: the physics state before each step, as dmc2gym records it), and Adroit's
     `init_state_dict` (+ per-step `qpos`/`qvel` with `per_step_states`). For tests and converters:
     it exercises the official loader offline, with data whose true states are known. `expert`
@@ -144,12 +147,13 @@ def official_format_paths(
     try:
         for i in range(n):
             obs, _ = env.reset(seed=seed_base + i)
-            path: dict = {"images": [], "actions": [], "rewards": [], "env_infos": {}}
+            path: dict = {"images": [], "observations": [], "actions": [], "rewards": [], "env_infos": {}}
             infos = path["env_infos"]
             if hasattr(env, "get_env_state"):
                 path["init_state_dict"] = env.get_env_state()
             for _ in range(horizon):
                 path["images"].append(obs["pixels"])
+                path["observations"].append(obs["state"])  # mjrl paths' `observations`: the env's state vector
                 if spec.proprio_key:
                     infos.setdefault(spec.proprio_key, []).append(obs["proprio"])
                 if hasattr(env, "physics_state"):
@@ -213,5 +217,19 @@ def load_official(
     paths = read_official_paths(file, n)
     demos = demos_from_paths(paths, spec, str(file))
     sha = sha256_file(file)
-    frames_from, checks = rerender_official(spec, paths, demos, sha, render_size or spec.render_size, quality, progress)
+    size = render_size or spec.render_size
+    frames_from, checks = rerender_official(spec, paths, demos, sha, size, quality, progress)
+    if "frame_gap" not in checks:  # the demos train on the pickle's images: how far are they from ours?
+        checks["frame_gap"] = first_frame_gap(spec, paths, size, quality)
     return DemoSet(spec.name, "official", demos, sha, frames_from, demo_stats(demos) | checks)
+
+
+def first_frame_gap(spec: TaskSpec, paths: list[dict], render_size: int, quality: str) -> dict:
+    """`frame_gap` of pickle images: the suite's `render_official_first_frames(spec, paths, render_size,
+    quality) -> [frame or None]` renders each demo's first state (None: not recoverable from the pickle)."""
+    render = getattr(spec.suite_module(), "render_official_first_frames", None)
+    if render is None or not all("images" in p for p in paths):
+        return summarise_gaps([], f"not measured: {spec.suite} cannot render an official demo's first state")
+    ours = render(spec, paths, render_size, quality)
+    gaps = [None if o is None else frame_gap(o, p["images"][0]) for o, p in zip(ours, paths, strict=True)]
+    return summarise_gaps(gaps, "our render of each demo's first state vs the pickle's first image")

@@ -4,7 +4,8 @@ CortexBench's pickles carry frames from the reference's renderer (mujoco-py / Mu
 pickle also stores the physics state of every step (DMC: dmc2gym's `env_infos['internal_state']`),
 the suite's `rerender_official_path(spec, path, render_size, quality)` renders each state with the
 evaluation camera, size and quality, so the policy trains on exactly the pixels it is evaluated on.
-Suites may also check the pickles against the task's protocol first (`check_official_paths`).
+Suites may also check the pickles against the task's protocol first (`check_official_paths`). A suite's
+info may carry the first frame's gap to the pickle image (`frame_gap`, tasks/demos/framegap.py).
 
 Re-rendered frames are written one file per demonstration (atomically, so an interrupted run resumes)
 under `$CORTEXBENCH_CACHE/demos/official/`, keyed by the pickle's checksum and the render settings,
@@ -21,9 +22,10 @@ import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root
 from tasks.demos.demoset import Demo
+from tasks.demos.framegap import summarise as summarise_gaps
 from tasks.spec import TaskSpec
 
-RERENDER_FORMAT = 1  # bump when what is rendered from a state changes
+RERENDER_FORMAT = 2  # bump when what is rendered from a state changes (2: per-demo frame gap in the info)
 
 
 def rerender_dir(spec: TaskSpec, sha256: str, render_size: int, quality: str) -> Path:
@@ -84,10 +86,22 @@ def rerender_official(
             infos.append(json.loads(str(z["info"])))
         demo.read_frames_from(_frames_loader(file))
     diffs = [i["first_frame_mean_abs_diff"] for i in infos if "first_frame_mean_abs_diff" in i]
+    checks["frame_gap"] = summarise_gaps(
+        [i.get("frame_gap") for i in infos], "our re-render of each demo's first state vs the pickle's first image"
+    )
     checks["rerender"] = {
         "how": infos[0].get("frames"),
         "cache": str(folder),
         **({"first_frame_mean_abs_diff_vs_pickle": round(float(np.mean(diffs)), 3)} if diffs else {}),
         **({"reacher_target_xy": [i["reacher_target_xy"] for i in infos]} if "reacher_target_xy" in infos[0] else {}),
     }
+    votes = [i["visualize_reward"] for i in infos if "visualize_reward" in i]
+    if votes:  # DMC: were the pickle's frames rendered with reward colours? (tasks/dmc.py)
+        detected = [v["detected"] for v in votes if v["detected"] is not None]
+        checks["visualize_reward"] = {
+            "used": votes[0]["used"],
+            "detected": detected[0] if detected and len(set(detected)) == 1 else (None if not detected else "mixed"),
+            "demos_decided": len(detected),
+            "demos_agreeing": sum(d == votes[0]["used"] for d in detected),
+        }
     return f"re-rendered from stored physics states: camera={spec.camera} size={render_size} quality={quality}", checks
