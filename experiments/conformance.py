@@ -80,7 +80,7 @@ def deviations(config: dict, settings, weights_kind: str, demos: dict | None = N
     if settings.entropy_bins != DEFAULT_BINS:
         found.append(f"entropy_bins={settings.entropy_bins} (definition: {DEFAULT_BINS})")
     gap = (demos or {}).get("frame_gap") or {}
-    if isinstance(gap, dict) and gap.get("above_threshold"):
+    if isinstance(gap, dict) and gap.get("above_limit"):
         found.append(f"official demo frames differ from our renderer (frame gap {gap.get('mean_abs_diff')})")
     return found
 

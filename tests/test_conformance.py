@@ -108,3 +108,17 @@ def test_a_deviating_cell_says_so_in_its_record(tmp_path):
     ):
         assert expected in stamp["deviations"]
     assert len(stamp["deviations"]) == 7
+
+
+def test_official_demo_frames_far_from_our_renderer_are_a_deviation():
+    """The frame-gap summary (`tasks.demos.framegap.summarise`) above its limits makes a cell non-conforming."""
+    from tasks.demos.framegap import LIMITS, summarise
+
+    argv = [*BASE, "protocol=cortexbench"]
+    config = OmegaConf.to_container(compose_jobs([argv])[0], resolve=True)
+    (cell,) = plan_sweep(argv)
+    far = summarise([{"mean_abs_diff": LIMITS["mean_abs_diff"] + 5, "ssim": 0.2}], "test")
+    near = summarise([{"mean_abs_diff": 1.0, "ssim": 0.99}], "test")
+    assert deviations(config, cell.settings, "pretrained", {"frame_gap": near}) == []
+    (found_far,) = deviations(config, cell.settings, "pretrained", {"frame_gap": far})
+    assert found_far.startswith("official demo frames differ from our renderer")
