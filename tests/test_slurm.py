@@ -315,7 +315,10 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_at_its_unfinished_cell(
             elapsed = show_job(slurm, job)[0]["RunTime"]  # HH:MM:SS
             minutes = int(elapsed.split(":")[-2]) + 60 * int(elapsed.split(":")[-3])
             slurm.run("scontrol", "update", f"jobid={job}", f"timelimit={minutes + 2}")  # ends in 60-120 s
-            wait_until(lambda: show_job(slurm, job)[0]["Restarts"] == "1", 120, "the job to be requeued")
+            requeued = lambda: show_job(slurm, job)[0]  # noqa: E731
+            wait_until(lambda: requeued()["Restarts"] == "1", 120, "the job to be requeued")
+            # Once its old run is cleaned up, SLURM holds it back (BeginTime): only then can that be undone.
+            wait_until(lambda: requeued()["Reason"] == "BeginTime", 60, "the requeued job to wait for its BeginTime")
         except BaseException:
             job_sweep.kill()
             raise
