@@ -136,8 +136,8 @@ class QueuedJob:
 
 
 def squeue() -> list[tuple[QueuedJob, int, Path]] | None:
-    """This user's array tasks in the queue, with their task index and batch script; None where `squeue` is
-    missing or fails (no SLURM here, or no controller answering)."""
+    """This user's jobs in the queue (array tasks one by one), with their task index and batch script; None
+    where `squeue` is missing or fails (no SLURM here, or no controller answering)."""
     if shutil.which("squeue") is None:
         return None
     try:
@@ -151,8 +151,8 @@ def squeue() -> list[tuple[QueuedJob, int, Path]] | None:
     rows = []
     for line in done.stdout.splitlines():
         job_id, task, state, reason, node, command = line.split("|", 5)
-        if task.isdigit():  # array tasks only: both SLURM paths submit arrays
-            rows.append((QueuedJob(job_id, state, node if state == "RUNNING" else reason), int(task), Path(command)))
+        index = int(task) if task.isdigit() else 0  # submitit submits a sweep of one job as a plain job
+        rows.append((QueuedJob(job_id, state, node if state == "RUNNING" else reason), index, Path(command)))
     return rows
 
 

@@ -280,56 +280,81 @@ def test_fire_and_forget_sweep_through_a_drained_node_and_a_cancelled_task(slurm
 # 3. A job at its time limit (hydra-submitit launcher: max_num_timeout)
 # ---------------------------------------------------------------------------------------------------------------------
 def test_a_job_at_its_time_limit_is_requeued_and_resumes_at_its_unfinished_cell(slurm, submitit_results, tmp_path):
-    """One job, four cells (seeds 100, 300, 400, 500, one after another). Once it runs, its time limit is cut to
-    less than signal_delay_s from now: SLURM signals it (within its 30 s check), submitit requeues it
-    (max_num_timeout), and the requeued job skips the cells that finished and runs the rest to the end.
-    SLURM holds a requeued job for two minutes; the test makes it eligible at once and gives the time back."""
+    """One job, two cells (seed 100, then 300) with a third demo that the test is "rendering": it holds that
+    demo's lock, so the job's unfinished cell waits on it, under way, for as long as the test needs. Then the
+    job's time limit is cut to less than signal_delay_s from now: SLURM signals it (its time-limit check runs
+    every 30 s), submitit requeues it (max_num_timeout), the test lets go of the demo, and the requeued job
+    skips the finished cell and runs the other to the end. SLURM holds a requeued job for two minutes; the
+    test makes it eligible at once and gives the time back."""
+    import tasks
+    from encoders.storage import file_lock
+    from experiments.plan import plan_sweep
+    from tasks.demos import SCRIPTED_SEED_BASE, scripted_dir
+
     results = submitit_results  # seed 100 is finished there when the submitit sweep test ran first
-    seeds = (100, 300, 400, 500)
-    cell_lines = rf"\[(?:skip|run |done)\] .*metaworld-assembly seed=(?:{'|'.join(map(str, seeds))})\b.*"
+    sweep = [*smoke(results, TASKS[:1], "protocol.seeds=[100,300]"), "protocol.n_demos=3"]
     ok_before = {seed for task, seed in records(results) if task == TASKS[0]}
-    protocol_seeds = f"protocol.seeds=[{','.join(map(str, seeds))}]"
-    args = ["-m", "hydra/launcher=slurm", *RESOURCES, *smoke(results, TASKS[:1], protocol_seeds)]
-    sweep = start_harness(slurm, tmp_path / "sweep.log", "experiments.eval", *args)
+    s = plan_sweep(sweep)[0].settings
+    demo = (
+        scripted_dir(tasks.get(s.task), s.render_size, s.render_quality, s.horizon)
+        / f"seed-{SCRIPTED_SEED_BASE + 2}.npz"
+    )
+    cell_lines = r"\[(?:skip|run |done)\] .*metaworld-assembly seed=(?:100|300)\b.*"
+    with file_lock(demo.with_name(f".{demo.name}.lock")) as held:
+        assert held.held
+        job_sweep = start_harness(
+            slurm, tmp_path / "sweep.log", "experiments.eval", "-m", "hydra/launcher=slurm", *RESOURCES, *sweep
+        )
+        try:
+            job = wait_until(lambda: list(queue(slurm)), 120, "the job to be queued")[0]
+            out = lambda: logs_text((results / "hydra" / "multirun", f"{job}_0_log.out"))  # noqa: E731
+            err = lambda: logs_text((results / "hydra" / "multirun", f"{job}_0_log.err"))  # noqa: E731
+            wait_until(
+                lambda: "[wait] waiting for another job rendering" in err(), WAIT_S, "the cell to wait for the demo"
+            )
+            elapsed = show_job(slurm, job)[0]["RunTime"]  # HH:MM:SS
+            minutes = int(elapsed.split(":")[-2]) + 60 * int(elapsed.split(":")[-3])
+            slurm.run("scontrol", "update", f"jobid={job}", f"timelimit={minutes + 2}")  # ends in 60-120 s
+            requeued = lambda: show_job(slurm, job)[0]  # noqa: E731
+            wait_until(lambda: requeued()["Restarts"] == "1", 120, "the job to be requeued")
+            # Once its old run is cleaned up, SLURM holds it back (BeginTime): only then can that be undone.
+            wait_until(lambda: requeued()["Reason"] == "BeginTime", 60, "the requeued job to wait for its BeginTime")
+        except BaseException:
+            job_sweep.kill()
+            raise
     try:
-        job = wait_until(lambda: list(queue(slurm)), 120, "the job to be queued")[0]
-        out = lambda: logs_text((results / "hydra" / "multirun", f"{job}_0_log.out"))  # noqa: E731
-        # Its first line about a cell: the job is up, with submitit's signal handler in place.
-        wait_until(lambda: re.search(cell_lines, out()), WAIT_S, "the job to start")
-        elapsed = show_job(slurm, job)[0]["RunTime"]  # HH:MM:SS
-        minutes = int(elapsed.split(":")[-2]) + 60 * int(elapsed.split(":")[-3])
-        slurm.run("scontrol", "update", f"jobid={job}", f"timelimit={minutes + 2}")  # ends in 60-120 s
-        wait_until(lambda: show_job(slurm, job)[0]["Restarts"] == "1", 120, "the job to be requeued")
         slurm.run("scontrol", "update", f"jobid={job}", "starttime=now", "timelimit=10")
-        sweep.wait(timeout=WAIT_S)
+        job_sweep.wait(timeout=WAIT_S)
     finally:
-        sweep.kill()
+        job_sweep.kill()
     output = (tmp_path / "sweep.log").read_text()
-    assert sweep.returncode == 0, output[-4000:]
-    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 missing" in output
-    assert "this job is timed-out" in logs_text((results / "hydra" / "multirun", f"{job}_0_log.*"))
+    assert job_sweep.returncode == 0, output[-4000:]
+    assert "[sweep] finished: 2 ok, 0 failed, 0 running, 0 missing" in output
+    assert "this job is timed-out" in out() + err()
     # The job ran twice (before and after the requeue); each run starts with seed 100.
     lines = re.findall(cell_lines, out())
     starts = [i for i, line in enumerate(lines) if "seed=100" in line and not line.startswith("[done]")]
     assert len(starts) == 2, lines
     first, second = lines[: starts[1]], lines[starts[1] :]
-    for seed in seeds:
+    assert not any(line.startswith("[done] metaworld-assembly seed=300") for line in first), lines  # it was cut
+    for seed in (100, 300):
         done = [line for line in lines if line.startswith(f"[done] metaworld-assembly seed={seed}:")]
         assert len(done) == (0 if seed in ok_before else 1), lines  # no cell finished twice
         if seed in ok_before or done[0] in first:  # finished before the requeue: skipped after it
             assert any(line.startswith("[skip]") and f"seed={seed}" in line for line in second), lines
-    assert any(line.startswith("[run ]") for line in second), lines  # the requeued job had work left
     found = records(results)
-    assert all(read_record(found[(TASKS[0], seed)])["status"] == "ok" for seed in seeds)
+    assert all(read_record(found[(TASKS[0], seed)])["status"] == "ok" for seed in (100, 300))
     assert leftovers(results) == []
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # 4. Two submissions of one sweep at once (one per SLURM path): the cell locks hold across SLURM jobs
 # ---------------------------------------------------------------------------------------------------------------------
-def test_two_submissions_at_once_run_every_cell_once(slurm, tmp_path):
+def test_two_submissions_at_once_run_every_cell_once(slurm, tmp_path, capsys):
     """Both arrays are queued while the node is drained, one task at a time each, so on resume their first
     tasks start together on the same cell: one runs it, the other finds it locked and moves on."""
+    from experiments import status
+
     results = tmp_path / "results"
     sweep = [*smoke(results, TASKS[:1]), *RESOURCES, "hydra.launcher.array_parallelism=1"]
     cells = [(TASKS[0], 100), (TASKS[0], 200)]
@@ -341,6 +366,11 @@ def test_two_submissions_at_once_run_every_cell_once(slurm, tmp_path):
     waiting = start_harness(slurm, tmp_path / "submitit.log", "experiments.eval", "-m", "hydra/launcher=slurm", *sweep)
     try:
         wait_until(lambda: len(queue(slurm)) == 4, 120, "both arrays to be queued")
+        assert status.main(sweep) == 0  # each cell with the two array tasks, one per path, that will run it
+        shown = capsys.readouterr().out.splitlines()
+        assert shown[-2] == "slurm: 2 cells in the queue: 4 PENDING", shown
+        for line in shown[:2]:
+            assert re.search(rf"slurm {job}_\d PENDING", line) and len(re.findall(r"slurm \d+_\d PENDING", line)) == 2
         slurm.run("scontrol", "update", f"nodename={slurm.node}", "state=resume")
         wait_until(lambda: waiting.poll() is not None and not queue(slurm), WAIT_S, "both arrays to finish")
     finally:
