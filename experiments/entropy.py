@@ -43,7 +43,7 @@ def one_cell_per_task(cells: list[Cell]) -> list[Cell]:
 def pooled_entropy(argv: list[str]) -> dict:
     import encoders
     import tasks
-    from experiments.cells.features import embed_demos
+    from experiments.cells.features import cell_demos, embed_demos
 
     if not any(a.startswith("task=") for a in argv):
         argv = [*argv, f"task={DEFAULT_GROUP}"]
@@ -58,16 +58,7 @@ def pooled_entropy(argv: list[str]) -> dict:
         s = cell.settings
         task = tasks.get(s.task)
         kwargs = {"split": "train"} if task.suite == "trifinger" else {}
-        demos = task.demos(
-            n=s.n_demos,
-            source=s.demo_source,
-            path=s.demo_path,
-            render_size=s.render_size,
-            quality=s.render_quality,
-            horizon=s.horizon,
-            progress=s.progress,
-            **kwargs,
-        )
+        demos = cell_demos(task, s, **kwargs)
         kind = get_policy(s.policy).input_kind  # the cells' cache entry, shared with `nox -s eval`
         _, norms[s.task], _ = embed_demos(
             encoder, demos, kind, EmbeddingCache(mode=s.cache), s.cache_dtype, progress=s.progress

@@ -289,3 +289,20 @@ def test_files_and_folders_get_the_modes_the_umask_allows(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert folder.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.slow
+def test_a_truncated_cached_demo_is_kept_aside_and_rendered_again(tmp_path, monkeypatch):
+    import tasks
+
+    monkeypatch.setenv("CORTEXBENCH_CACHE", str(tmp_path / "cache"))
+    task = tasks.get("metaworld-assembly")
+    first = task.demos(n=2, source="scripted", render_size=64, quality="fast", horizon=10, progress=False)
+    (file,) = [f for f in (tmp_path / "cache").rglob("seed-10001.npz")]
+    intact = file.read_bytes()
+    file.write_bytes(intact[: len(intact) // 2])
+    again = task.demos(n=2, source="scripted", render_size=64, quality="fast", horizon=10, progress=False)
+    assert file.read_bytes() == intact  # rendered again, identically (seeded)
+    assert again.content_sha256 == first.content_sha256
+    kept = list(file.parent.glob("seed-10001.npz.corrupt-*"))
+    assert len(kept) == 1 and len(kept[0].read_bytes()) == len(intact) // 2

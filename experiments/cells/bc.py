@@ -17,7 +17,7 @@ from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
 from experiments.cells.envpool import make_pool, task_env_factory
-from experiments.cells.features import demo_features
+from experiments.cells.features import cell_demos, demo_features
 from experiments.cells.rollout import rollout, start_options
 from policies import build_head
 
@@ -52,15 +52,7 @@ def train_and_evaluate(run: CellRun) -> None:
 
     # 1. Demonstrations, rendered like the evaluation frames (or the official pickles).
     with run.timed("demos"):
-        demos = task.demos(
-            n=s.n_demos,
-            source=s.demo_source,
-            path=s.demo_path,
-            render_size=s.render_size,
-            quality=s.render_quality,
-            horizon=s.horizon,
-            progress=s.progress,
-        )
+        demos = cell_demos(task, s)
     record["demos"] = demos.describe()
 
     # 2. Frozen embeddings of every demo frame (cached across seeds and policies) + feature-norm entropy.

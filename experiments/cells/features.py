@@ -38,6 +38,21 @@ class DemoFeatures:
         return fuse(hist, fusion), torch.from_numpy(self.proprio[index]), torch.from_numpy(self.actions[index])
 
 
+def cell_demos(task, s, **extra) -> DemoSet:
+    """The demonstrations a cell's settings ask for, as every imitation body and `nox -s entropy` load them
+    (`extra` adds or replaces keywords: TriFinger's `split=`, its test split's `n=`)."""
+    kwargs = {
+        "n": s.n_demos,
+        "source": s.demo_source,
+        "path": s.demo_path,
+        "render_size": s.render_size,
+        "quality": s.render_quality,
+        "horizon": s.horizon,
+        "progress": s.progress,
+    }
+    return task.demos(**(kwargs | extra))
+
+
 def embed_demos(
     encoder,
     demos: DemoSet,

@@ -33,7 +33,7 @@ import torch
 from encoders.cache import EmbeddingCache
 from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
-from experiments.cells.features import embed_demos
+from experiments.cells.features import cell_demos, embed_demos
 from policies import build_head
 from policies.trifinger_mlp import with_goal
 from tasks.spec import Episode
@@ -144,16 +144,8 @@ def train_and_evaluate(run: CellRun) -> None:
 
     # 1. Demos: training ids 0..n-1, test ids 100..; frames from the renderer the evaluation uses.
     with run.timed("demos"):
-        kwargs = dict(
-            source=s.demo_source,
-            path=s.demo_path,
-            render_size=s.render_size,
-            quality=s.render_quality,
-            horizon=s.horizon,
-            progress=s.progress,
-        )
-        train = task.demos(split="train", n=s.n_demos, **kwargs)
-        test = task.demos(split="test", n=s.eval_episodes, **kwargs)
+        train = cell_demos(task, s, split="train")
+        test = cell_demos(task, s, split="test", n=s.eval_episodes)
     record["demos"] = train.describe() | {"test": test.describe()}
     renderer = module.renderer_for(s.render_quality)
     if train.stats["renderer"] == "official" and renderer != "tiny":

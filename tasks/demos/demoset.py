@@ -6,13 +6,15 @@ that fingerprint keys the embedding cache, so two sources can never share embedd
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from encoders.storage import sha256_json
+from encoders.storage import move_aside, sha256_json
 
 
 class DemosNotFoundError(FileNotFoundError):
@@ -108,6 +110,30 @@ def _stored_success(z) -> bool | None:
         value = float(z["episode_success"])
         return None if np.isnan(value) else bool(value)
     return bool(z["success"][-1] > 0) if len(z["success"]) else None
+
+
+DEMO_ARRAYS = ("frames", "actions", "proprio", "rewards", "seed")  # what `lazy_demo` reads from a cached demo
+
+
+def cached_file_problem(file: Path, arrays: tuple[str, ...]) -> str | None:
+    """Why a cached demo file (npz) cannot be used, or None: it must open as a zip archive (a truncated file
+    has lost its directory) holding `arrays`. Cheap: the frames themselves are not decompressed."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            names = {name.removesuffix(".npy") for name in archive.namelist()}
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        return f"unreadable cached demo ({type(err).__name__}: {err})"
+    if missing := [a for a in arrays if a not in names]:
+        return f"cached demo without {', '.join(missing)}"
+    return None
+
+
+def set_aside_broken(files: list[Path], arrays: tuple[str, ...]) -> None:
+    """Keep broken cached demo files aside (`encoders.storage.move_aside`) so that they are rendered again."""
+    for file in files:
+        if file.is_file() and (problem := cached_file_problem(file, arrays)) is not None:
+            with contextlib.suppress(FileNotFoundError):  # another job set it aside first
+                move_aside(file, problem)
 
 
 def lazy_demo(file: Path) -> Demo:

@@ -23,7 +23,7 @@ import io
 import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root, offline, sha256_file, sha256_text
-from tasks.demos.demoset import DemoSet, DemosNotFoundError, demo_stats, lazy_demo
+from tasks.demos.demoset import DEMO_ARRAYS, DemoSet, DemosNotFoundError, demo_stats, lazy_demo, set_aside_broken
 from tasks.metrics import episode_success
 from tasks.spec import SimulatorMissingError, TaskSpec
 
@@ -135,6 +135,7 @@ def load_minari_demos(
     key = f"{dataset_id.replace('/', '__')}-{spec.name}-v{spec.version}-{render_size}px-{quality}-h{spec.horizon}"
     folder = demos_cache_root() / "minari" / f"{key}-m{MINARI_FORMAT}"
     files = [folder / f"episode-{i}.npz" for i in indices]
+    set_aside_broken(files, (*DEMO_ARRAYS, "max_state_drift"))
     for position, (file, meta) in enumerate(
         tqdm(list(zip(files, metadata, strict=True)), desc=f"minari {spec.name}", disable=None if progress else True)
     ):

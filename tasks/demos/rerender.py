@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root
-from tasks.demos.demoset import Demo
+from tasks.demos.demoset import Demo, set_aside_broken
 from tasks.demos.framegap import summarise as summarise_gaps
 from tasks.spec import TaskSpec
 
@@ -70,6 +70,7 @@ def rerender_official(
         )
     ):
         file = folder / f"demo-{i:04d}.npz"
+        set_aside_broken([file], ("frames", "info"))
         if not file.is_file():
             result = suite.rerender_official_path(spec, path, render_size, quality)
             if result is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from encoders.storage import atomic_write_bytes, demos_cache_root, file_lock, sha256_file, sha256_text
-from tasks.demos.demoset import DemoSet, demo_stats, lazy_demo
+from tasks.demos.demoset import DEMO_ARRAYS, DemoSet, demo_stats, lazy_demo, set_aside_broken
 from tasks.metrics import episode_success
 from tasks.spec import TaskSpec
 
@@ -83,6 +83,7 @@ def load_scripted(
 
     folder = scripted_dir(spec, render_size, quality, horizon)
     files = [folder / f"seed-{SCRIPTED_SEED_BASE + i}.npz" for i in range(n)]
+    set_aside_broken(files, DEMO_ARRAYS)  # a truncated file is rendered again, not a failure of every later run
     missing = [f for f in files if not f.is_file()]
     with tqdm(
         total=len(missing),
