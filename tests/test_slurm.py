@@ -189,8 +189,8 @@ def test_hydra_submitit_sweep_runs_four_slurm_jobs(slurm, submitit_results):
     done = harness(slurm, "experiments.eval", "-m", "hydra/launcher=slurm", *RESOURCES, *smoke(results))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
-    assert "[sweep] 4 jobs, 4 cells: 0 ok, 0 failed, 0 running, 4 missing" in done.stdout
-    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 missing" in done.stdout
+    assert "[sweep] 4 jobs, 4 cells: 0 ok, 0 failed, 0 running, 0 corrupt, 4 missing" in done.stdout
+    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 corrupt, 0 missing" in done.stdout
     assert_ok(results, CELLS)
     folders = sorted(f for f in results.glob("hydra/multirun/*/*/.submitit/*_*") if f.is_dir())
     arrays = {f.name.split("_")[0] for f in folders}
@@ -228,7 +228,7 @@ def test_fire_and_forget_sweep_through_a_drained_node_and_a_cancelled_task(slurm
     # nox -s status: each cell with the array task that holds it.
     assert status.main(smoke(results)) == 0
     shown = capsys.readouterr().out.splitlines()
-    assert shown[-1] == "sweep: 4 jobs, 4 cells: 0 ok, 0 failed, 0 running, 4 missing"
+    assert shown[-1] == "sweep: 4 jobs, 4 cells: 0 ok, 0 failed, 0 running, 0 corrupt, 4 missing"
     assert shown[-2].startswith("slurm: 4 cells in the queue: ")
     tasks = [re.search(rf"slurm ({job}_\d) (PENDING|RUNNING)", line) for line in shown[:4]]
     assert sorted(t.group(1) for t in tasks if t) == [f"{job}_{i}" for i in range(4)], shown
@@ -329,7 +329,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_at_its_unfinished_cell(
         job_sweep.kill()
     output = (tmp_path / "sweep.log").read_text()
     assert job_sweep.returncode == 0, output[-4000:]
-    assert "[sweep] finished: 2 ok, 0 failed, 0 running, 0 missing" in output
+    assert "[sweep] finished: 2 ok, 0 failed, 0 running, 0 corrupt, 0 missing" in output
     assert "this job is timed-out" in out() + err()
     # The job ran twice (before and after the requeue); each run starts with seed 100.
     lines = re.findall(cell_lines, out())

@@ -131,7 +131,7 @@ def test_local_parallel_multirun_writes_four_ok_records(tmp_path):
     for task in TASKS:  # both seeds of a task ran at once and still share one demo set and one embedding entry
         a, b = (json.loads(found[(task, s)].read_text()) for s in (100, 200))
         assert a["demos"]["sha256"] == b["demos"]["sha256"] and a["cache"]["key"] == b["cache"]["key"]
-    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 missing" in result.stdout
+    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 corrupt, 0 missing" in result.stdout
 
     again = run_module("experiments.eval", *SMOKE_SWEEP, f"results_dir={tmp_path}")
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stderr[-2000:]
@@ -203,8 +203,8 @@ def test_a_killed_sweep_reruns_to_completion_without_redoing_finished_cells(tmp_
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     output = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, output[-4000:]
-    assert f"{len(finished)} ok, 0 failed, 0 running, {4 - len(finished)} missing" in rerun.stdout  # the plan
-    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 missing" in rerun.stdout
+    assert f"{len(finished)} ok, 0 failed, 0 running, 0 corrupt, {4 - len(finished)} missing" in rerun.stdout  # the plan
+    assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 corrupt, 0 missing" in rerun.stdout
     for task, seed in finished:  # finished cells were skipped, not recomputed
         assert f"[skip] smoke random-vit-tiny {task} seed={seed}" in rerun.stdout
         assert f"[run ] smoke random-vit-tiny {task} seed={seed} " not in rerun.stdout
@@ -248,14 +248,14 @@ def test_a_failed_cell_writes_a_failed_record_and_the_sweep_goes_on(tmp_path, ca
         "[run ] smoke random-vit-tiny metaworld-hammer seed=200"
     )
     summary = output.split("[sweep] finished: ")[1]
-    assert summary.startswith("0 ok, 2 failed, 0 running, 0 missing")
+    assert summary.startswith("0 ok, 2 failed, 0 running, 0 corrupt, 0 missing")
     assert summary.count("DemosNotFoundError") == 2  # one line per failed cell, with its error
 
     from experiments import status
 
     assert status.main([*args[1:], "--check"]) == 1
     shown = capsys.readouterr().out
-    assert shown.splitlines()[-1] == "sweep: 2 jobs, 2 cells: 0 ok, 2 failed, 0 running, 0 missing"
+    assert shown.splitlines()[-1] == "sweep: 2 jobs, 2 cells: 0 ok, 2 failed, 0 running, 0 corrupt, 0 missing"
     assert all(line.startswith("failed") and "DemosNotFoundError" in line for line in shown.splitlines()[:-1])
 
 
@@ -285,7 +285,7 @@ def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
         assert lock.held
         assert status.main(["-m", *args]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "sweep: 4 jobs, 4 cells: 1 ok, 1 failed, 1 running, 1 missing"
+    assert lines[-1] == "sweep: 4 jobs, 4 cells: 1 ok, 1 failed, 1 running, 0 corrupt, 1 missing"
     states = {f"{line.split()[3]} {line.split()[4]}": line.split()[0] for line in lines[:-1]}
     assert states == {
         f"{cells[0].settings.task} seed={cells[0].settings.seed}": "ok",
@@ -297,7 +297,7 @@ def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
     # The lock went with its holder: that cell is missing again, not running forever. --only filters, --check fails.
     assert status.main(["--only", "missing", *args, "--check"]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "sweep: 4 jobs, 4 cells: 1 ok, 1 failed, 0 running, 2 missing"
+    assert lines[-1] == "sweep: 4 jobs, 4 cells: 1 ok, 1 failed, 0 running, 0 corrupt, 2 missing"
     assert [line.split()[0] for line in lines[:-1]] == ["missing", "missing"]
 
 
