@@ -203,7 +203,9 @@ def test_a_killed_sweep_reruns_to_completion_without_redoing_finished_cells(tmp_
     rerun = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     output = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, output[-4000:]
-    assert f"{len(finished)} ok, 0 failed, 0 running, 0 corrupt, {4 - len(finished)} missing" in rerun.stdout  # the plan
+    assert (
+        f"{len(finished)} ok, 0 failed, 0 running, 0 corrupt, {4 - len(finished)} missing" in rerun.stdout
+    )  # the plan
     assert "[sweep] finished: 4 ok, 0 failed, 0 running, 0 corrupt, 0 missing" in rerun.stdout
     for task, seed in finished:  # finished cells were skipped, not recomputed
         assert f"[skip] smoke random-vit-tiny {task} seed={seed}" in rerun.stdout
