@@ -289,7 +289,7 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes_at_its_unfinished_cell(
     import tasks
     from encoders.storage import file_lock
     from experiments.plan import plan_sweep
-    from tasks.demos import SCRIPTED_SEED_BASE, scripted_dir
+    from tasks.demos.scripted import SCRIPTED_SEED_BASE, scripted_dir
 
     results = submitit_results  # seed 100 is finished there when the submitit sweep test ran first
     sweep = [*smoke(results, TASKS[:1], "protocol.seeds=[100,300]"), "protocol.n_demos=3"]

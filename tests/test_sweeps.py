@@ -224,8 +224,12 @@ def test_a_killed_sweep_reruns_to_completion_without_redoing_finished_cells(tmp_
 # A failed cell: a failed record with the error, the sweep goes on, the sweep's exit code says so
 # ---------------------------------------------------------------------------------------------------------------------
 def test_a_failed_cell_writes_a_failed_record_and_the_sweep_goes_on(tmp_path, capsys):
-    # Official demos asked for, from an empty folder: every cell fails inside its training loop.
+    # Official demos asked for from a folder whose pickle is there (planning accepts it) but unreadable:
+    # every cell fails inside its training loop.
+    import tasks
+
     (tmp_path / "demos").mkdir()
+    (tmp_path / "demos" / tasks.get("metaworld-hammer").official_demo_file).write_bytes(b"not a pickle")
     args = (
         "-m",  # the default (basic) launcher runs the jobs one after another in one process
         "encoder=random-vit-tiny",
@@ -244,21 +248,21 @@ def test_a_failed_cell_writes_a_failed_record_and_the_sweep_goes_on(tmp_path, ca
     for path in found.values():
         failed = read_record(path)
         assert failed["status"] == "failed" and validate(failed) == []
-        assert failed["error"]["type"] == "DemosNotFoundError" and "metaworld-hammer" in failed["error"]["message"]
+        assert failed["error"]["type"] == "UnpicklingError"
         assert "Traceback" in failed["error"]["traceback"]
     assert output.index("[FAIL] metaworld-hammer seed=100") < output.index(
         "[run ] smoke random-vit-tiny metaworld-hammer seed=200"
     )
     summary = output.split("[sweep] finished: ")[1]
     assert summary.startswith("0 ok, 2 failed, 0 running, 0 corrupt, 0 missing")
-    assert summary.count("DemosNotFoundError") == 2  # one line per failed cell, with its error
+    assert summary.count("UnpicklingError") == 2  # one line per failed cell, with its error
 
     from experiments import status
 
     assert status.main([*args[1:], "--check"]) == 1
     shown = capsys.readouterr().out
     assert shown.splitlines()[-1] == "sweep: 2 jobs, 2 cells: 0 ok, 2 failed, 0 running, 0 corrupt, 0 missing"
-    assert all(line.startswith("failed") and "DemosNotFoundError" in line for line in shown.splitlines()[:-1])
+    assert all(line.startswith("failed") and "UnpicklingError" in line for line in shown.splitlines()[:-1])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -268,7 +272,7 @@ def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
     from encoders.storage import file_lock
     from experiments import status
     from experiments.plan import plan_sweep
-    from experiments.records import SCHEMA_VERSION, lock_path
+    from experiments.records import REQUIRED_FIELDS, SCHEMA_VERSION, lock_path
 
     args = [
         "encoder=random-vit-tiny",
@@ -279,8 +283,9 @@ def test_status_shows_ok_failed_running_and_missing(tmp_path, capsys):
     ]
     cells = plan_sweep(args)
     assert len(cells) == 4
-    # Fixture records in the shape eval writes (only the fields status reads matter here).
-    write_record(cells[0].path, {"schema_version": SCHEMA_VERSION, "status": "ok"})
+    # Fixture records in the shape eval writes (an ok record has every required field, or it is corrupt).
+    ok = dict.fromkeys(REQUIRED_FIELDS) | {"schema_version": SCHEMA_VERSION, "status": "ok"}
+    write_record(cells[0].path, ok)
     error = {"type": "RuntimeError", "message": "renderer crashed\nsecond line", "traceback": ""}
     write_record(cells[1].path, {"schema_version": SCHEMA_VERSION, "status": "failed", "error": error})
     with file_lock(lock_path(cells[2].path)) as lock:  # as a job running that cell holds it

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import encoders
 from encoders import weights as weights_module
@@ -45,7 +46,7 @@ def test_a_cached_copy_is_used_before_any_download(tmp_path):
     spec = encoders.get_spec("vc1-base")
     cached = weights_root() / spec.name / spec.weights.filename
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_bytes(b"x")
+    torch.save({"x": torch.zeros(1)}, cached)  # a readable checkpoint file (its keys are checked when loading)
     try:
         resolved = resolve_weights(spec, "pretrained")
         assert resolved.kind == "pretrained" and resolved.path == cached and resolved.origin.startswith("cache:")
