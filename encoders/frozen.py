@@ -33,6 +33,8 @@ class EncoderOutput:
 
 
 class FrozenEncoder:
+    observation = "pixels"  # the observation key it encodes (the state reference reads "state")
+
     def __init__(self, spec: EncoderSpec, module: nn.Module, weights: ResolvedWeights, device: torch.device):
         self.spec = spec
         self.module = module.eval().requires_grad_(False).to(device)
@@ -54,6 +56,10 @@ class FrozenEncoder:
         if tokens_t.shape[1] != grid[0] * grid[1]:
             raise RuntimeError(f"{self.spec.name}: got {tokens_t.shape[1]} tokens, spec grid is {grid}")
         return EncoderOutput(vector=torch.cat(vectors), tokens=tokens_t, grid=grid)
+
+    def for_task(self, task) -> FrozenEncoder:
+        """The encoder a cell of `task` uses: itself (the state reference is sized per task)."""
+        return self
 
     def _vector(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         kind = self.spec.vector_output
@@ -133,10 +139,13 @@ def _licence_notice(spec: EncoderSpec, weights: ResolvedWeights) -> None:
 
 def load(name: str, weights: str | ResolvedWeights = "pretrained", device: str | torch.device = "cpu") -> FrozenEncoder:
     """Build encoder `name` (or alias) with `weights` = pretrained | random | <path to file or dir>, or
-    weights already resolved by the caller (planning resolves and hashes them once per run)."""
+    weights already resolved by the caller (planning resolves and hashes them once per run). The state
+    reference (`encoder=state`) comes back as an `encoders.state.StateReference`."""
     spec = registry().get(name)
     # resolving fails fast, before building a large model
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve_weights(spec, weights)
+    if spec.input == "state":
+        return resolve(spec.builder)(spec, resolved, resolve_device(device))
     module = build_module(spec)
     if resolved.path is not None:
         assert spec.weights is not None

@@ -93,6 +93,9 @@ class EncoderSpec:
     random_seed: int = 0
     commercial_use: bool = False
     notes: str = ""
+    # What the "encoder" reads: camera frames, or the simulator's low-dimensional state (the state reference
+    # row, `encoders/state.py`: no weights, no preprocessing, no embedding cache, features = the state).
+    input: Literal["pixels", "state"] = "pixels"
 
     @property
     def n_tokens(self) -> int:

@@ -69,6 +69,11 @@ def entropy_record(norms: np.ndarray, bins: int = DEFAULT_BINS) -> dict:
     }
 
 
+def entropy_not_applicable(why: str) -> dict:
+    """The `feature_norm_entropy` block where there are no feature norms (the state reference): value None."""
+    return {"value": None, "definition_version": DEFINITION_VERSION, "not_applicable": why}
+
+
 def pooled_entropy_record(norms_by_task: dict[str, np.ndarray], bins: int = DEFAULT_BINS) -> dict:
     """Definition 2: one histogram over every task's sampled token norms, pooled (plus each task's v1 value)."""
     pooled = np.concatenate([np.asarray(n, dtype=np.float64).ravel() for n in norms_by_task.values()])

@@ -25,7 +25,8 @@ class ResolvedWeights:
     """What was loaded, for the run record.
 
     `kind`: pretrained (the released checkpoint), path (a user file), random (a seeded random init
-    instead of the released weights), or spec-init (an encoder defined as its seeded random init).
+    instead of the released weights), spec-init (an encoder defined as its seeded random init), or none (the
+    state reference, which has no weights).
     """
 
     kind: str
@@ -181,6 +182,12 @@ def _checked(spec: EncoderSpec, path: Path, origin: str, kind: str) -> ResolvedW
 
 def resolve_weights(spec: EncoderSpec, weights: str) -> ResolvedWeights:
     """Map the user's `weights=` value to a concrete file (or to a seeded random init)."""
+    if spec.input == "state":
+        if weights != "pretrained":
+            raise WeightsNotSupportedError(
+                f"weights={weights!r}: encoder {spec.name!r} is the simulator's state and has no weights; drop weights="
+            )
+        return ResolvedWeights(kind="none", path=None, origin="no weights: the simulator's state", sha256=None)
     if spec.weights is None and weights in ("pretrained", "random"):
         return ResolvedWeights(kind="spec-init", path=None, origin=f"random-init(seed={spec.random_seed})", sha256=None)
     if weights == "random":

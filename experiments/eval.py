@@ -78,10 +78,11 @@ def run(cfg: DictConfig) -> int:
             print(f"[skip] {s.task} seed={s.seed}: another job finished it meanwhile", flush=True)
         elif record["status"] == "ok":
             scores = record["scores"]
-            entropy = record["feature_norm_entropy"]
+            entropy = (record["feature_norm_entropy"] or {}).get("value")
+            entropy_text = "n/a" if entropy is None else f"{entropy:.3f}"
             print(
                 f"[done] {s.task} seed={s.seed}: best {scores['best']:.2f} final {scores['final']:.2f} "
-                f"({scores['metric']}), entropy {entropy['value']:.3f} -> {record['_path']}",
+                f"({scores['metric']}), entropy {entropy_text} -> {record['_path']}",
                 flush=True,
             )
         else:

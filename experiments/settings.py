@@ -180,6 +180,17 @@ def check_policy(policy: str, task: TaskSpec) -> None:
         )
 
 
+def check_state_reference(policy: str) -> None:
+    """The state reference feeds one vector to an imitation head; spatial heads and RL are not defined for it."""
+    spec = get_policy(policy)
+    if spec.input_kind != "vector" or spec.learning != "il":
+        fits = [name for name, p in POLICIES.items() if p.input_kind == "vector" and p.learning == "il"]
+        raise SettingError(
+            f"policy={policy} with encoder=state: the state reference trains the vector imitation heads only "
+            f"({', '.join(fits)}); drop policy= to use the protocol's"
+        )
+
+
 def _at_least(key: str, value, low: int) -> None:
     if value < low:
         raise SettingError(f"{key}={value}: must be at least {low}")
@@ -238,6 +249,11 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
     default_policy = policy_for(knob("policy"), encoder, task.suite)
     policy = policy_for(cfg.policy, encoder) if cfg.policy else default_policy
     check_policy(policy, task)
+    demo_source = str(cfg.demos.source or p.demo_source)
+    if encoder.input == "state":
+        check_state_reference(policy)
+        if demo_source == "official" and task.suite != "trifinger":
+            demo_source = "expert"  # only the experts' demos carry the MuJoCo state here (a recorded deviation)
     settings = CellSettings(
         protocol=p.name,
         encoder=encoder.name,
@@ -255,7 +271,7 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         horizon=whole("horizon", pick(knob("horizon"), task.horizon)),
         render_size=whole("render_size", pick(p.render_size, task.render_size)),
         render_quality=str(cfg.render_quality or p.render_quality),
-        demo_source=str(cfg.demos.source or p.demo_source),
+        demo_source=demo_source,
         demo_path=cfg.demos.path,
         history=whole("history", pick(knob("history"), task.history)),
         fusion=str(pick(knob("fusion"), task.fusion)),

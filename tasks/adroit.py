@@ -90,6 +90,10 @@ def env_class(env_id: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+# What `encoder=state` reads on Adroit (the hand's joint positions enter the head beside it, as for pixels).
+STATE_DESCRIPTION = "the AdroitHand*-v1 observation (pen 45-d, relocate 39-d): hand joints, object and target poses"
+
+
 class AdroitEnv(gym.Env):
     """A CortexBench Adroit task as a gymnasium env.
 

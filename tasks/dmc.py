@@ -128,6 +128,13 @@ FINGER_SPIN = _task("finger", "spin")
 TASKS = (WALKER_STAND, WALKER_WALK, REACHER_EASY, CHEETAH_RUN, FINGER_SPIN)
 
 
+# What `encoder=state` reads on DMC (the record also gives its size per task).
+STATE_DESCRIPTION = (
+    "dm_control's observation dict flattened in the task's own (fixed) key order, as dmc2gym flattens it "
+    "(e.g. walker: orientations, height, velocity)"
+)
+
+
 def _flat(observation: dict[str, Any]) -> np.ndarray:
     return np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in observation.values()])
 

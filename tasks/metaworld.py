@@ -99,6 +99,10 @@ def _with_cortexbench_camera(env_cls: type) -> type:
     return type(f"{env_cls.__name__}CortexBench", (env_cls,), {"_initialize_simulation": _initialize_simulation})
 
 
+# What `encoder=state` reads on MetaWorld (the 4-d proprio enters the head beside it, as for pixels).
+STATE_DESCRIPTION = "MetaWorld's 39-d observation: hand xyz, gripper, two object poses, previous frame's, goal xyz"
+
+
 class MetaWorldEnv(gym.Env):
     """A CortexBench MetaWorld task as a gymnasium env.
 

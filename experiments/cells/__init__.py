@@ -170,6 +170,7 @@ def run_cell(s: CellSettings, encoder: FrozenEncoder, path: Path | None = None, 
         task = tasks.get(s.task)
         policy = get_policy(s.policy)
         device = resolve_device(s.device)
+        encoder = encoder.for_task(task)  # the state reference is sized per task; frozen encoders are themselves
         run = CellRun(s, encoder, task, policy, device, path, new_record(s, encoder, task, policy, device, config))
         record = execute(run)
     return record | {"_outcome": "ran", "_path": str(path)}

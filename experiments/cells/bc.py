@@ -14,7 +14,6 @@ import torch
 from tqdm.auto import tqdm
 
 from encoders.cache import EmbeddingCache
-from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
 from experiments.cells.envpool import make_pool, task_env_factory
 from experiments.cells.features import cell_demos, demo_features
@@ -52,7 +51,7 @@ def train_and_evaluate(run: CellRun) -> None:
 
     # 1. Demonstrations, rendered like the evaluation frames (or the official pickles).
     with run.timed("demos"):
-        demos = cell_demos(task, s)
+        demos = cell_demos(task, s, render=encoder.observation == "pixels")
     record["demos"] = demos.describe()
 
     # 2. Frozen embeddings of every demo frame (cached across seeds and policies) + feature-norm entropy.
@@ -60,7 +59,7 @@ def train_and_evaluate(run: CellRun) -> None:
         cache = EmbeddingCache(mode=s.cache)
         feats = demo_features(encoder, demos, kind, s.history, cache, dtype=s.cache_dtype, progress=s.progress)
     record["cache"] = feats.cache
-    record["feature_norm_entropy"] = entropy_record(feats.norms, s.entropy_bins)
+    record["feature_norm_entropy"] = feats.entropy(s.entropy_bins)
 
     # 3. Policy head, seeded like mjrl's BatchNormMLP(seed=...), and its optimiser.
     torch.manual_seed(s.seed)
@@ -97,14 +96,20 @@ def train_and_evaluate(run: CellRun) -> None:
     #    with seed + i, and with the reference's start state where that is not a function of it
     #    (`protocol.eval_starts`, experiments/cells/rollout.py).
     with run.timed("make_envs"):
-        make_env = task_env_factory(task.name, render_size=s.render_size, quality=s.render_quality, horizon=s.horizon)
+        make_env = task_env_factory(
+            task.name,
+            render_size=s.render_size,
+            quality=s.render_quality,
+            horizon=s.horizon,
+            render=encoder.observation == "pixels",  # the state reference renders nothing
+        )
         pool = make_pool(make_env, s.eval_episodes, s.workers)
         run.resources.callback(pool.close)
     seeds = [s.seed + i for i in range(s.eval_episodes)]
     next_starts = start_options(task, s.eval_starts, s.seed, s.eval_episodes)
 
     def embed(observations: dict[str, np.ndarray]) -> torch.Tensor:
-        out = encoder.encode(observations["pixels"])
+        out = encoder.encode(observations[encoder.observation])
         return out.vector if kind == "vector" else out.tokens
 
     # 5. Behaviour cloning (MSE on actions), evaluating at epochs eval_every, 2*eval_every, ... and the last.

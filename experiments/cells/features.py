@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from encoders.cache import STORAGE_DTYPES, EmbeddingCache
-from encoders.stats import sample_frames, token_norms
+from encoders.stats import entropy_not_applicable, entropy_record, sample_frames, token_norms
 from policies.fusion import fuse, history_indices
 from tasks.demos import DemoSet
 
@@ -24,8 +24,11 @@ class DemoFeatures:
     proprio: np.ndarray  # [F, P]
     actions: np.ndarray  # [F, A]
     history_index: np.ndarray  # [F, K], oldest first, clamped at each demo's start
-    norms: np.ndarray  # [S, N] token norms of the feature-norm-entropy sample
+    norms: np.ndarray | None  # [S, N] token norms of the feature-norm-entropy sample (None: the state reference)
     cache: dict
+
+    def entropy(self, bins: int) -> dict:
+        return entropy_block(self.norms, bins)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -38,9 +41,17 @@ class DemoFeatures:
         return fuse(hist, fusion), torch.from_numpy(self.proprio[index]), torch.from_numpy(self.actions[index])
 
 
+def entropy_block(norms: np.ndarray | None, bins: int) -> dict:
+    """A record's `feature_norm_entropy` block; n/a for the state reference (norms None: no encoder features)."""
+    if norms is None:
+        return entropy_not_applicable("the state reference's features are the simulator state, not an encoder's")
+    return entropy_record(norms, bins)
+
+
 def cell_demos(task, s, **extra) -> DemoSet:
     """The demonstrations a cell's settings ask for, as every imitation body and `nox -s entropy` load them
-    (`extra` adds or replaces keywords: TriFinger's `split=`, its test split's `n=`)."""
+    (`extra` adds or replaces keywords: TriFinger's `split=`, its test split's `n=`, `render=False` for the
+    state reference)."""
     kwargs = {
         "n": s.n_demos,
         "source": s.demo_source,
@@ -95,6 +106,12 @@ def embed_demos(
     return entry.arrays["embeddings"], entry.arrays["norms"], info
 
 
+def state_features(demos: DemoSet) -> tuple[np.ndarray, None, dict]:
+    """The state reference's "embeddings": every demo step's state (nothing to encode, nothing to cache)."""
+    states = np.concatenate([d.observations("state") for d in demos.demos]).astype(np.float32)
+    return states, None, {"hit": None, "mode": "none: the state reference has no embeddings"}
+
+
 def demo_features(
     encoder,
     demos: DemoSet,
@@ -104,7 +121,10 @@ def demo_features(
     dtype: str = "float32",
     progress: bool = True,
 ) -> DemoFeatures:
-    embeddings, norms, info = embed_demos(encoder, demos, kind, cache, dtype=dtype, progress=progress)
+    if encoder.observation == "state":
+        embeddings, norms, info = state_features(demos)
+    else:
+        embeddings, norms, info = embed_demos(encoder, demos, kind, cache, dtype=dtype, progress=progress)
     lengths = [len(d) for d in demos.demos]
     if embeddings.shape[0] != sum(lengths):
         raise RuntimeError(f"{embeddings.shape[0]} embeddings for {sum(lengths)} demo frames")
@@ -113,6 +133,6 @@ def demo_features(
         proprio=np.concatenate([d.proprio for d in demos.demos]).astype(np.float32),
         actions=np.concatenate([d.actions for d in demos.demos]).astype(np.float32),
         history_index=history_indices(lengths, history),
-        norms=np.asarray(norms),
+        norms=None if norms is None else np.asarray(norms),
         cache=info,
     )

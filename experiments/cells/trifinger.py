@@ -31,9 +31,8 @@ import numpy as np
 import torch
 
 from encoders.cache import EmbeddingCache
-from encoders.stats import entropy_record
 from experiments.cells import CellRun, summarise
-from experiments.cells.features import cell_demos, embed_demos
+from experiments.cells.features import cell_demos, embed_demos, entropy_block, state_features
 from policies import build_head
 from policies.trifinger_mlp import with_goal
 from tasks.spec import Episode
@@ -105,11 +104,20 @@ def train_epoch(head, optimizer, data: TrainingSet, batch_size: int, generator: 
 
 
 def evaluate(
-    envs, test_demos, goals, embed, head, horizon: int, device, progress: bool = False, desc: str = "eval"
+    envs,
+    test_demos,
+    goals,
+    embed,
+    head,
+    horizon: int,
+    device,
+    progress: bool = False,
+    desc: str = "eval",
+    observation: str = "pixels",
 ) -> list[Episode]:
     """Episode i starts from test demo i (robot joints, cube pose, goal); all run in lockstep with one
-    batched encoder forward per step (`embed`: pixels -> the head's encoder output). Returns one
-    `Episode` per demo (seed = demo id)."""
+    batched encoder forward per step (`embed`: the stacked `observation`s, pixels or the state reference's
+    state -> the head's encoder output). Returns one `Episode` per demo (seed = demo id)."""
     from tqdm.auto import tqdm
 
     head.eval()
@@ -119,9 +127,9 @@ def evaluate(
     ]
     values = np.zeros((len(envs), horizon))
     for t in tqdm(range(horizon), desc=desc, unit="step", leave=False, disable=None if progress else True):
-        pixels = np.stack([o["pixels"] for o in observations])
+        seen = np.stack([o[observation] for o in observations])
         ft_pos = torch.from_numpy(np.stack([o["proprio"] for o in observations])).float()
-        features = with_goal(embed(pixels), goals)
+        features = with_goal(embed(seen), goals)
         actions = head.act(features.to(device), ft_pos.to(device)).cpu().numpy()
         for i, env in enumerate(envs):
             observations[i], _, _, _, info = env.step(actions[i])
@@ -143,9 +151,10 @@ def train_and_evaluate(run: CellRun) -> None:
     module = task.suite_module()
 
     # 1. Demos: training ids 0..n-1, test ids 100..; frames from the renderer the evaluation uses.
+    observation = encoder.observation  # pixels, or the state reference's state (nothing rendered in evaluation)
     with run.timed("demos"):
-        train = cell_demos(task, s, split="train")
-        test = cell_demos(task, s, split="test", n=s.eval_episodes)
+        train = cell_demos(task, s, split="train", render=observation == "pixels")
+        test = cell_demos(task, s, split="test", n=s.eval_episodes, render=observation == "pixels")
     record["demos"] = train.describe() | {"test": test.describe()}
     renderer = module.renderer_for(s.render_quality)
     if train.stats["renderer"] == "official" and renderer != "tiny":
@@ -158,18 +167,21 @@ def train_and_evaluate(run: CellRun) -> None:
     #    + feature-norm entropy; goal images of the test demos.
     kind = run.policy.input_kind
 
-    def embed(pixels: np.ndarray) -> torch.Tensor:
-        out = encoder.encode(pixels)
+    def embed(seen: np.ndarray) -> torch.Tensor:
+        out = encoder.encode(seen)
         return out.vector if kind == "vector" else out.tokens
 
     with run.timed("embed"):
-        cache = EmbeddingCache(mode=s.cache)
-        embeddings, norms, record["cache"] = embed_demos(
-            encoder, train, kind, cache, dtype=s.cache_dtype, progress=s.progress
-        )
+        if observation == "state":
+            embeddings, norms, record["cache"] = state_features(train)
+        else:
+            cache = EmbeddingCache(mode=s.cache)
+            embeddings, norms, record["cache"] = embed_demos(
+                encoder, train, kind, cache, dtype=s.cache_dtype, progress=s.progress
+            )
         data = training_set(embeddings, train, task.goal_image)
-        goals = embed(np.stack([d.frames[-1] for d in test.demos])) if task.goal_image else None
-    record["feature_norm_entropy"] = entropy_record(norms, s.entropy_bins)
+        goals = embed(np.stack([d.observations(observation)[-1] for d in test.demos])) if task.goal_image else None
+    record["feature_norm_entropy"] = entropy_block(norms, s.entropy_bins)
 
     # 3. Policy head (PyTorch default init after seeding) and AdamW.
     torch.manual_seed(s.seed)
@@ -217,13 +229,19 @@ def train_and_evaluate(run: CellRun) -> None:
     with run.timed("make_envs"):
         envs = []
         for _ in test.demos:
-            envs.append(task.make_env(render_size=s.render_size, quality=s.render_quality, horizon=s.horizon))
-            run.resources.callback(envs[-1].close)
-    used = {env.renderer for env in envs}
-    demo_renderer = train.stats["renderer"]
-    if demo_renderer != "official" and used != {demo_renderer}:
-        raise RuntimeError(f"demo frames were rendered with {demo_renderer}, evaluation renders with {used}")
-    record["provenance"]["render"] |= {"renderer": ",".join(sorted(used)), "camera": task.camera}
+            env = task.make_env(
+                render_size=s.render_size, quality=s.render_quality, horizon=s.horizon, render=observation == "pixels"
+            )
+            envs.append(env)
+            run.resources.callback(env.close)
+    if observation == "pixels":
+        used = {env.renderer for env in envs}
+        demo_renderer = train.stats["renderer"]
+        if demo_renderer != "official" and used != {demo_renderer}:
+            raise RuntimeError(f"demo frames were rendered with {demo_renderer}, evaluation renders with {used}")
+        record["provenance"]["render"] |= {"renderer": ",".join(sorted(used)), "camera": task.camera}
+    else:
+        record["provenance"]["render"] |= {"renderer": "none (state reference)"}
 
     # 5. Behaviour cloning with evaluations at the scheduled epochs.
     from tqdm.auto import tqdm
@@ -234,7 +252,7 @@ def train_and_evaluate(run: CellRun) -> None:
     def run_evaluation(epoch: int) -> None:
         with run.timed("eval"):
             episodes = evaluate(
-                envs, test, goals, embed, head, s.horizon, device, s.progress, desc=f"eval epoch {epoch}"
+                envs, test, goals, embed, head, s.horizon, device, s.progress, f"eval epoch {epoch}", observation
             )
         evaluations.append((epoch, task.score(episodes), episodes))
 

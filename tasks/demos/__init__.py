@@ -51,14 +51,21 @@ def load_demos(
     quality: str = "faithful",
     horizon: int | None = None,
     progress: bool = True,
+    render: bool = True,
 ) -> DemoSet:
     """Demonstrations for `spec` from `source` = official | expert (alias scripted) | minari |
-    <path to an official-format pickle>."""
+    <path to an official-format pickle>. `render=False`: simulator states instead of frames, which only
+    the experts' demos have (the state reference)."""
+    if not render and source not in ("scripted", "expert"):
+        raise DemosNotFoundError(
+            f"demos.source={source}: these demonstrations hold frames, not the simulator states encoder=state "
+            "trains on; use demos.source=expert"
+        )
     if source == "official":
         demos = load_official(spec, n, path, render_size, quality, progress)
     elif source in ("scripted", "expert"):
         size, length = render_size or spec.render_size, horizon or spec.horizon
-        demos = load_scripted(spec, n, size, quality, length, progress, source)
+        demos = load_scripted(spec, n, size, quality, length, progress, source, render)
     elif source == "minari":
         demos = load_minari_demos(spec, n, render_size or spec.render_size, quality, dataset_id=path, progress=progress)
     else:

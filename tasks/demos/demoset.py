@@ -33,6 +33,7 @@ class Demo:
     initial_state: object | None = None
     stored_frames: np.ndarray | None = None
     frame_loader: Callable[[], np.ndarray] | None = None
+    states: np.ndarray | None = None  # float32 [T, S]: the env's `state` observations (the state reference's input)
 
     @property
     def frames(self) -> np.ndarray:
@@ -41,6 +42,17 @@ class Demo:
             return self.stored_frames
         assert self.frame_loader is not None
         return self.frame_loader()
+
+    def observations(self, key: str) -> np.ndarray:
+        """What an encoder reading observation `key` sees of this demo: frames (`pixels`) or `state`s."""
+        if key == "pixels":
+            return self.frames
+        if self.states is None:
+            raise ValueError(
+                "these demonstrations hold no simulator states (encoder=state needs demos.source=expert, "
+                "collected without rendering)"
+            )
+        return self.states
 
     def read_frames_from(self, loader: Callable[[], np.ndarray]) -> None:
         """Make the demo lazy: its frames now come from `loader` (e.g. a re-rendered file)."""
@@ -53,6 +65,8 @@ class Demo:
             self.proprio[:horizon],
             self.rewards[:horizon],
         )
+        if self.states is not None:
+            self.states = self.states[:horizon]
         if self.stored_frames is not None:
             self.stored_frames = self.stored_frames[:horizon]
 
@@ -113,6 +127,7 @@ def _stored_success(z) -> bool | None:
 
 
 DEMO_ARRAYS = ("frames", "actions", "proprio", "rewards", "seed")  # what `lazy_demo` reads from a cached demo
+STATE_DEMO_ARRAYS = ("states", "actions", "proprio", "rewards", "seed")  # a demo collected without rendering
 
 
 def cached_file_problem(file: Path, arrays: tuple[str, ...]) -> str | None:
@@ -145,7 +160,10 @@ def lazy_demo(file: Path) -> Demo:
             rewards=z["rewards"],
             success=_stored_success(z),
             seed=int(z["seed"]),
+            states=z["states"].astype(np.float32) if "states" in z else None,
         )
+        if "frames" not in z:  # collected for the state reference: nothing to render or encode
+            return demo
 
     def frames() -> np.ndarray:
         with np.load(file) as z:

@@ -14,7 +14,7 @@ import numpy as np
 from encoders.storage import atomic_write_bytes, data_root, demos_cache_root, sha256_file, sha256_text
 from tasks.demos import Demo, DemoSet, DemosNotFoundError
 from tasks.rendering import check_quality
-from tasks.trifinger.env import QUALITY_RENDERER, TriFingerCubeEnv
+from tasks.trifinger.env import QUALITY_RENDERER, TriFingerCubeEnv, tracked_state
 from tasks.trifinger.experts import scripted_expert
 from tasks.trifinger.spec import (
     CUBE_WIDTH,
@@ -224,6 +224,7 @@ def _as_demo(path: Path, data: dict[str, np.ndarray], spec: TriFingerTaskSpec, d
         rewards=np.zeros(len(positions), np.float32),
         success=None,
         seed=demo_id,
+        states=tracked_state(np.asarray(data["o_pos_cur"], dtype=np.float64), orientations).astype(np.float32),
         initial_state={
             "robot_position": np.asarray(data["robot_pos"], dtype=np.float64)[0],
             "cube_position": positions[0],
@@ -259,8 +260,8 @@ def check_demos(
     n: int | None = None,
 ) -> None:
     """Fail now (`DemosNotFoundError`, naming a missing file and how to get the demos) unless the demos of
-    `split` are on disk; scripted demos are made on demand, so they are always there."""
-    if source == "scripted":
+    `split` are on disk; scripted (alias expert) demos are made on demand, so they are always there."""
+    if source in ("scripted", "expert"):
         return
     ids = demo_ids(split, n if n is not None else (spec.n_demos if split == "train" else spec.eval_episodes))
     root = official_root(path if source == "official" else source)
@@ -287,12 +288,15 @@ def load_demos(
     horizon: int | None = None,
     progress: bool = True,
     split: str = "train",
+    render: bool = True,
 ) -> DemoSet:
     """Demos of `split` (train: ids 0..n-1, test: ids 100..100+n-1) as a DemoSet.
 
     source: `official` (trifinger_demos.zip under `path` or $CORTEXBENCH_DATA), `scripted` (the scripted
-    experts, rendered like the evaluation and cached in the same layout), or a folder in the layout.
-    """
+    experts, rendered like the evaluation and cached in the same layout; alias `expert`), or a folder in the
+    layout. Every demo carries its states (`tracked_state` of the file's cube pose), so the state reference
+    trains on any source; `render` is accepted for the `TaskSpec.demos` contract (scripted demos are
+    rendered when collected, once, and shared with the pixel runs)."""
     from tqdm.auto import tqdm
 
     check_quality(quality)
@@ -302,6 +306,7 @@ def load_demos(
             f"{spec.name} episodes are {spec.horizon} policy steps (the demos' length); horizon={horizon} is not supported"
         )
     ids = demo_ids(split, n if n is not None else (spec.n_demos if split == "train" else spec.eval_episodes))
+    source = "scripted" if source == "expert" else source
     if source == "scripted":
         spec.require_simulator()
         root = scripted_root(spec, quality, render_size)

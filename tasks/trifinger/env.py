@@ -39,6 +39,18 @@ _TABLE = (0.13, 0.13, 0.13, 1.0)
 _BORDER = (0.1, 0.1, 0.1, 1.0)
 
 
+# What `encoder=state` reads on TriFinger (the fingertips are the policy's proprioception already; the goal is
+# the last demo state's cube pose, as the goal image is the last demo frame).
+STATE_DESCRIPTION = "tracked cube position (cm) + orientation quaternion (xyzw), 7-d; fingertips enter as proprio"
+
+
+def tracked_state(position_cm: np.ndarray, orientation: np.ndarray) -> np.ndarray:
+    """The 7-d state of the state reference, from the cube pose the tracker reports (demos store the same)."""
+    return np.concatenate(
+        [np.asarray(position_cm, dtype=np.float64), np.asarray(orientation, dtype=np.float64)], axis=-1
+    )
+
+
 def _import_simulator():
     """trifinger_simulation (imports the old `gym`, whose deprecation notice we keep off the console)."""
     with contextlib.redirect_stderr(io.StringIO()):
@@ -149,7 +161,8 @@ class TriFingerCubeEnv(gym.Env):
     [4] xyzw, goal_position [3] m). step(action) takes the fingertip change in cm ([3] Reach, [9] Move).
     Observations: `pixels` (camera60, uint8), `proprio` (fingertip positions, cm, float32 [9]), and for
     experts and records `cube_position`, `cube_orientation` (as the platform's tracker reports them,
-    with the camera frame), `goal_position` (m), `robot_position` (rad), `ft_pos_des` (cm), `ft_vel` (cm/s).
+    with the camera frame), `goal_position` (m), `robot_position` (rad), `ft_pos_des` (cm), `ft_vel` (cm/s),
+    and `state` (the state reference's input: `STATE_DESCRIPTION`).
     info: `scaled_success` of the state after the step.
     """
 
@@ -198,6 +211,7 @@ class TriFingerCubeEnv(gym.Env):
             "robot_position": gym.spaces.Box(-np.inf, np.inf, (9,), np.float64),
             "ft_pos_des": gym.spaces.Box(-np.inf, np.inf, (9,), np.float64),
             "ft_vel": gym.spaces.Box(-np.inf, np.inf, (9,), np.float64),
+            "state": gym.spaces.Box(-np.inf, np.inf, (7,), np.float64),
         }
         if render:
             spaces["pixels"] = gym.spaces.Box(0, 255, (render_size, render_size, 3), np.uint8)
@@ -314,6 +328,7 @@ class TriFingerCubeEnv(gym.Env):
             "robot_position": q,
             "ft_pos_des": self._plan * SCALE,
             "ft_vel": (jac @ dq) * SCALE,
+            "state": tracked_state(self._tracked[0] * SCALE, self._tracked[1]),
         }
         if self._render:
             obs["pixels"] = self._frames[0]
