@@ -34,6 +34,7 @@ class EncoderOutput:
 
 class FrozenEncoder:
     observation = "pixels"  # the observation key it encodes (the state reference reads "state")
+    torch_threads: int | None = None  # None: torch's default (the state reference pins 1)
 
     def __init__(self, spec: EncoderSpec, module: nn.Module, weights: ResolvedWeights, device: torch.device):
         self.spec = spec

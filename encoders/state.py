@@ -38,6 +38,9 @@ class StateReference:
     """`encode(states [B, D]) -> EncoderOutput(vector=states, tokens=states[:, None], grid=(1, 1))`."""
 
     observation = "state"  # the observation key it reads
+    # Its heads are tiny: one torch thread trains them as fast as several, and makes the numbers independent of
+    # the machine's core count (with 1 and 2 threads the same cell's losses differ in the 7th digit).
+    torch_threads = 1
 
     def __init__(self, spec: EncoderSpec, weights: ResolvedWeights, device: torch.device, task=None):
         self.spec = spec

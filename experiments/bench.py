@@ -49,6 +49,8 @@ def parse(argv: list[str]) -> dict:
     from encoders.lookup import parse_key_values
 
     args = parse_key_values(argv, KEYS, "nox -s bench --")
+    if args["encoder"] == "state":
+        raise SystemExit("error: encoder=state is the simulator's state: there is no encoder to benchmark")
     if args["steps"] < 2:
         raise SystemExit(
             "error: steps must be at least 2 (the harness rate is the difference of a steps- and a 1-step rollout)"

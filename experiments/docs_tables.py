@@ -68,6 +68,8 @@ def encoders_table(specs: Iterable[EncoderSpec]) -> str:
             "yes" if s.commercial_use else "**no**",
             weights_source(s),
         ]
+        if s.input == "pixels"
+        else [f"`{s.name}`", "-", s.family, "-", "-", "the task's state", "-", "state", s.license, "yes", "none"]
         for s in specs
     ]
     headers = ["encoder", "aliases", "family", "params", "GMACs", "dim", "tokens", "outputs", "licence"]

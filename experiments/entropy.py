@@ -24,6 +24,7 @@ from encoders.storage import atomic_write_json
 from experiments.conformance import deviations
 from experiments.plan import USER_ERRORS, Cell, check_cells, compose_jobs, plan_sweep
 from experiments.provenance import provenance
+from experiments.settings import SettingError
 from policies import get_policy
 
 RECORD_KIND = "feature-norm-entropy-pooled"
@@ -49,6 +50,8 @@ def pooled_entropy(argv: list[str]) -> dict:
         argv = [*argv, f"task={DEFAULT_GROUP}"]
     group = next(a.split("=", 1)[1] for a in argv if a.startswith("task="))
     cells = one_cell_per_task(plan_sweep(argv, weights_required=True))
+    if encoders.get_spec(cells[0].settings.encoder).input == "state":
+        raise SettingError("encoder=state: the state reference has no feature norms, so no entropy (n/a)")
     check_cells(cells)
     first = cells[0]
     config = OmegaConf.to_container(compose_jobs([list(first.overrides)])[0], resolve=True)

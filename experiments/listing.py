@@ -37,6 +37,8 @@ def encoders_table() -> str:
             s.license,
             _weights_status(s),
         ]
+        if s.input == "pixels"
+        else [s.name, "-", "-", "-", "state", "task's", "-", s.license, "none (the simulator's state)"]
         for s in encoders.available()
     ]
     return _table(["encoder", "aliases", "params", "GMACs", "outputs", "dim", "grid", "licence", "weights"], rows)

@@ -126,7 +126,7 @@ def test_bad_records_are_reported_by_path_and_skipped(built):
     md = (out / "leaderboard.md").read_text()
     assert f"- `{MALFORMED}` (malformed): not readable JSON" in md
     assert f"- `{OTHER_SCHEMA}` (malformed): schema_version 2 is not 1" in md
-    assert "(21 files: 18 ok, 1 failed, 2 not usable)" in md
+    assert "(24 files: 21 ok, 1 failed, 2 not usable)" in md
     rows = _rows(out)
     assert not any(key[4] == "metaworld-drawer-open" for key in rows if key[0] == "theia")  # no usable record
     assert rows[("theia", "best", "ours", "theia-base", "metaworld-hammer")]["value"] == "95.00"  # the rest counts
@@ -207,3 +207,25 @@ def test_no_records_gives_the_published_rows(tmp_path):
     assert "| Theia-B | published | `theia-base` | 13/13 | n/a | 90.13† | 79.12† | 62.67† |" in md
     assert "| VC-1: Ego4D + MNI (VIT-L) | published | `vc1-large` |" in md
     assert "## Protocol `smoke`" not in md
+
+
+def test_the_state_reference_row_and_the_demo_ceiling(tmp_path):
+    """Fixture `cortexbench/state`: two MetaWorld seeds (best 84, 76) and one DMC seed (61.5), demos at 92 %
+    success and a mean return of 903; they deviate (expert demos), so they have a section of their own."""
+    generate(FIXTURES, tmp_path, warn=None)
+    rows = _rows(tmp_path)
+    section = "cortexbench [demos.source=expert (protocol: official)]"
+    state = rows[(section, "best", "ours", "state", "metaworld-assembly")]
+    assert (state["model"], state["value"], state["n_seeds"]) == ("state (reference)", "80.00", "2")
+    assert state["feature_norm_entropy"] == ""  # n/a: no feature norms
+    ceiling = {
+        cell: rows[(section, "best", "demos", "", cell)]["value"] for cell in ("metaworld-assembly", "dmc-walker-stand")
+    }
+    assert ceiling == {"metaworld-assembly": "92.00", "dmc-walker-stand": "90.30"}  # 0.92 x 100, 903 / 10
+    assert not any(key[0] == "cortexbench" and key[3] == "state" for key in rows)  # never beside published rows
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "| demonstrations (ceiling) | demos | 92.00 | 90.30 |" in markdown
+    curves = tmp_path / "figures" / "cortexbench-deve79c9da3-state-curves.svg"
+    assert f"figures/{curves.name}" in markdown and curves.is_file()
+    svg = curves.read_text()
+    assert "metaworld-assembly" in svg and "dmc-walker-stand" in svg and "seed 100" in svg and "demos" in svg

@@ -54,6 +54,18 @@ def timed(timing: dict, stage: str) -> Iterator[None]:
         timing[stage] = round(timing.get(stage, 0.0) + time.perf_counter() - start, 3)
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch threads (None: leave them), restoring the count after."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch, as CortexBench's `set_seed`."""
     random.seed(seed)
@@ -132,8 +144,9 @@ def execute(run: CellRun) -> dict:
     body: Callable[[CellRun], None] = run.policy.load_body()
     start = time.perf_counter()
     try:
-        with run.resources:
+        with run.resources, torch_threads(run.encoder.torch_threads):
             seed_everything(run.settings.seed)
+            run.record["provenance"]["torch_threads"] = torch.get_num_threads()
             body(run)
         run.record["status"] = "ok"
     except Exception as err:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from experiments.leaderboard import stats
 from experiments.leaderboard.collect import PROTOCOL_CONFIGS, SELECTIONS, Collection, Problem, Run
@@ -103,6 +103,9 @@ class ProtocolBoard:
     missing: list[str]  # lines for the "missing and failed" list
     sources: list[Source]
     deviations: tuple[str, ...] = ()  # () for the protocol's conforming section
+    curves: dict[str, dict[str, list[tuple[int, tuple]]]] = field(
+        default_factory=dict
+    )  # label -> task -> seeds' per_eval
 
 
 @dataclass
@@ -158,18 +161,55 @@ def _aggregates(
     return out
 
 
-def _gmacs(label: str | None) -> float | None:
-    """GMACs of the label's encoder, from the encoder registry (None when not registered or not known)."""
+REFERENCE_SUFFIX = " (reference)"
+DEMOS_MODEL = "demonstrations (ceiling)"
+
+
+def _encoder_spec(label: str | None):
+    """The registered spec of a label's encoder, or None (not registered here, e.g. an uninstalled plug-in)."""
     if not label:
         return None
-    name = label.split("@")[0].split("+")[0]
     try:
         import encoders
 
-        gmacs = float(encoders.get_spec(name).gmacs)
-    except Exception:  # not registered here (e.g. a plug-in that is not installed): no point on the plot
+        return encoders.get_spec(label.split("@")[0].split("+")[0])
+    except Exception:
         return None
-    return gmacs if math.isfinite(gmacs) and gmacs > 0 else None  # the registry may not know it (NaN)
+
+
+def is_reference(label: str | None) -> bool:
+    """Whether a label's "encoder" is the simulator state (the reference row), not a visual encoder."""
+    spec = _encoder_spec(label)
+    return spec is not None and spec.input == "state"
+
+
+def _demo_row(runs: list[Run]) -> Row | None:
+    """The demonstrations' own score per task (mean over the section's records of that task): what imitation
+    is measured against. None when no record says."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        if run.demo_score is not None:
+            by_task[run.task].append(run.demo_score)
+    if not by_task:
+        return None
+    entries = {task: Entry(stats.mean(values), note="") for task, values in sorted(by_task.items())}
+    return Row(DEMOS_MODEL, "demos", None, entries | {IQM: Entry(note="n/a")})
+
+
+def _curves(runs: list[Run]) -> dict[str, dict[str, list[tuple[int, tuple]]]]:
+    """label -> task -> [(seed, per_eval)] of every record with evaluations, seeds in order."""
+    out: dict[str, dict[str, list[tuple[int, tuple]]]] = defaultdict(lambda: defaultdict(list))
+    for run in sorted(runs, key=lambda r: (r.label, r.task, r.seed)):
+        if run.per_eval:
+            out[run.label][run.task].append((run.seed, run.per_eval))
+    return {label: dict(tasks) for label, tasks in out.items()}
+
+
+def _gmacs(label: str | None) -> float | None:
+    """GMACs of the label's encoder, from the encoder registry (None when not registered or not known)."""
+    spec = _encoder_spec(label)  # None: not registered here (e.g. a plug-in that is not installed): no point
+    gmacs = float(spec.gmacs) if spec is not None else math.nan
+    return gmacs if math.isfinite(gmacs) and gmacs > 0 else None  # unknown (NaN), or no encoder (the state: 0)
 
 
 def _our_rows(
@@ -238,7 +278,7 @@ def _our_rows(
             definition = f"v2: pooled over {group}"
         rows.append(
             Row(
-                model=label_names.get(label, label),
+                model=label + REFERENCE_SUFFIX if is_reference(label) else label_names.get(label, label),
                 source="ours",
                 label=label,
                 entries=entries,
@@ -379,6 +419,8 @@ def build(
         for selection in sorted(SELECTIONS, key=lambda s: s != headline):
             rows = _our_rows(runs, selection, published, suite_tasks, label_names, problems, pooled) + pub_rows
             rows.sort(key=lambda r: r.key)
+            demo_row = _demo_row(runs)
+            rows += [demo_row] if demo_row else []  # last: the ceiling, not a model
             tables.append(Table(section, selection, selection == headline, tasks, suites, rows))
         printed = []
         for row in pub_rows:
@@ -396,6 +438,7 @@ def build(
                 missing=[] if deviations else _missing_lines(tables[0], problems, protocol, suite_tasks),
                 sources=[] if deviations else published.sources_for(protocol),
                 deviations=deviations,
+                curves=_curves(runs),
             )
         )
     problems.sort(key=lambda p: (p.kind, p.path, p.message))

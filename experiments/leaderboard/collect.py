@@ -41,6 +41,8 @@ class Run:
     headline: str | None
     entropy: float | None
     deviations: tuple[str, ...] = ()  # from the record's conformance stamp; () = conforms to its protocol
+    demo_score: float | None = None  # the task score of the cell's own demonstrations (`demo_score`)
+    per_eval: tuple[tuple[float, float], ...] = ()  # (epoch, score) of every evaluation, for learning curves
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,24 @@ def _parse(path: Path, rel: str) -> Run | Problem:
         final=float(scores["final"]),
         headline=scores.get("headline") or (record["protocol"] or {}).get("headline"),
         entropy=float(entropy) if _finite(entropy) else None,
+        demo_score=demo_score(record),
+        per_eval=tuple((float(e), float(v)) for e, v in scores.get("per_eval") or () if _finite(e) and _finite(v)),
     )
+
+
+def demo_score(record: dict) -> float | None:
+    """The score the cell's demonstrations themselves get on the task's metric (0-100): the ceiling imitation is
+    measured against. Success-scored tasks: the demos' success rate; DMC: their mean return / 10; TriFinger:
+    their mean final scaled success. None when the record's demo block does not say."""
+    demos = record.get("demos") if isinstance(record.get("demos"), dict) else {}
+    metric = (record.get("scores") or {}).get("metric")
+    if metric == "return_div_10":
+        value, scale = demos.get("mean_return"), 0.1
+    elif metric == "scaled_success":
+        value, scale = demos.get("mean_scaled_success"), 100.0
+    else:
+        value, scale = demos.get("success_rate"), 100.0
+    return float(value) * scale if _finite(value) else None
 
 
 NOT_STAMPED = "conformance not recorded (a record older than the conformance stamp: rerun it)"

@@ -1,5 +1,7 @@
 """Leaderboard figures (matplotlib, SVG): per-suite bars with intervals, score vs feature-norm entropy,
-score vs encoder GMACs; one set per protocol, from the headline selection.
+score vs encoder GMACs (one set per protocol, from the headline selection), and learning curves: for every
+label of every section (deviating ones included), one panel per task with each seed's `scores.per_eval` and
+the demonstrations' score as a dashed line.
 
 Which figures exist and what they show is decided by `plan` (pure, used by the markdown too);
 `render` draws them. Output is byte-identical across reruns: matplotlib's default style (no user rc),
@@ -12,8 +14,17 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from encoders.storage import sha256_json
 from experiments.leaderboard import stats
-from experiments.leaderboard.build import Board, Entry, Table, entropy_points, gmacs_points, row_score
+from experiments.leaderboard.build import (
+    Board,
+    Entry,
+    ProtocolBoard,
+    Table,
+    entropy_points,
+    gmacs_points,
+    row_score,
+)
 
 FIGURE_SUFFIX = ".svg"
 SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
@@ -23,11 +34,32 @@ PANELS_PER_LINE = 4
 
 @dataclass(frozen=True)
 class Figure:
-    protocol: str
-    kind: str  # suites | entropy | gmacs
+    protocol: str  # the section (a protocol, or a protocol with its deviations)
+    kind: str  # suites | entropy | gmacs | curves
     name: str  # file name in the figures folder
     caption: str
     notes: tuple[str, ...] = field(default=())
+    label: str | None = None  # curves: the row's label
+
+
+def section_slug(protocol: ProtocolBoard) -> str:
+    """A file-name-safe name for a section: the protocol, plus a short hash of its deviations if any."""
+    name = protocol.protocol.split(" [", 1)[0]
+    return f"{name}-dev{sha256_json(list(protocol.deviations))[:8]}" if protocol.deviations else name
+
+
+def curve_figures(protocol: ProtocolBoard) -> list[Figure]:
+    """One learning-curve figure per label of the section with evaluations."""
+    return [
+        Figure(
+            protocol.protocol,
+            "curves",
+            f"{section_slug(protocol)}-{label.replace('/', '_')}-curves{FIGURE_SUFFIX}",
+            f"`{label}`: score at every evaluation, one line per seed; dashed: the demonstrations' own score",
+            label=label,
+        )
+        for label in sorted(protocol.curves)
+    ]
 
 
 def _label(row) -> str:
@@ -38,7 +70,8 @@ def plan(board: Board) -> list[Figure]:
     """The figures a board gets: a kind is drawn only when it has something to show."""
     figures = []
     for protocol in board.protocols:
-        if protocol.deviations:  # figures are drawn for protocols, not for their deviating records
+        if protocol.deviations:  # only learning curves are drawn for deviating records
+            figures += curve_figures(protocol)
             continue
         table = protocol.tables[0]
         name = protocol.protocol
@@ -84,6 +117,7 @@ def plan(board: Board) -> list[Figure]:
                     notes,
                 )
             )
+        figures += curve_figures(protocol)
     return figures
 
 
@@ -145,6 +179,26 @@ def _scatter(ax, points, xlabel: str, log: bool = False) -> None:
     ax.grid(linewidth=0.3)
 
 
+def _curves(axes, curves: dict[str, list[tuple[int, tuple]]], ceilings: dict[str, float]) -> None:
+    """One panel per task: each seed's score at every evaluation, and the demos' score (dashed)."""
+    tasks = sorted(curves)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(tasks):
+            ax.axis("off")
+            continue
+        for seed, per_eval in curves[tasks[i]]:
+            ax.plot([e for e, _ in per_eval], [v for _, v in per_eval], linewidth=0.9, label=f"seed {seed}")
+        if tasks[i] in ceilings:
+            ax.axhline(ceilings[tasks[i]], color="black", linestyle="--", linewidth=0.8, label="demos")
+        ax.set_title(tasks[i], fontsize=8)
+        ax.set_ylim(-2, 102)
+        ax.tick_params(labelsize=6)
+        ax.grid(linewidth=0.3)
+        ax.set_xlabel("epoch", fontsize=6)
+        if i == 0:
+            ax.legend(fontsize=6, loc="lower right")
+
+
 def render(figures: list[Figure], board: Board, suite_names: dict[str, str], out_dir: Path) -> list[Path]:
     """Draw the planned figures into `out_dir`; returns the files written."""
     import matplotlib
@@ -154,6 +208,7 @@ def render(figures: list[Figure], board: Board, suite_names: dict[str, str], out
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tables = {p.protocol: p.tables[0] for p in board.protocols}
+    sections = {p.protocol: p for p in board.protocols}
     written = []
     with plt.style.context("default"), matplotlib.rc_context({"svg.hashsalt": "cortexbench-leaderboard"}):
         for figure in figures:
@@ -169,6 +224,14 @@ def render(figures: list[Figure], board: Board, suite_names: dict[str, str], out
                 height = nrows * max(2.0, 0.17 * len(table.rows) + 0.9) + 0.4
                 fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols + 1.8, height), squeeze=False, sharey=True)
                 _suites(axes, table, suites, suite_names)
+            elif figure.kind == "curves":
+                curves = sections[figure.protocol].curves[figure.label]
+                demos = next((r for r in table.rows if r.source == "demos"), None)
+                ceilings = {t: e.value for t, e in (demos.entries.items() if demos else ()) if e.value is not None}
+                ncols = min(PANELS_PER_LINE, len(curves))
+                nrows = -(-len(curves) // ncols)
+                fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.1 * nrows + 0.5), squeeze=False)
+                _curves(axes, curves, ceilings)
             else:
                 fig, ax = plt.subplots(figsize=(6.4, 4.4))
                 if figure.kind == "entropy":

@@ -22,7 +22,7 @@ from experiments.leaderboard.collect import STDERR, collect, collect_pooled_entr
 
 OUTPUTS = ("leaderboard.md", "leaderboard.csv")
 FIGURES_DIR = "figures"
-FIGURE_KINDS = ("suites", "entropy", "gmacs")
+FIGURE_KINDS = ("suites", "entropy", "gmacs", "curves")
 
 
 @dataclass(frozen=True)
