@@ -136,6 +136,12 @@ def entropy(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend="none")
+def screen(session: nox.Session) -> None:
+    """Cheap predictors of the protocol score (entropy, state / action probes, NN action error) from demos only: nox -s screen -- encoder=a,b task=metaworld."""
+    harness(session)("-m", "experiments.screen", *session.posargs)
+
+
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """Measure evaluation speed as ratios in one run: nox -s bench -- encoder=theia-tiny weights=random task=metaworld-assembly."""
     harness(session)("-m", "experiments.bench", *session.posargs)

@@ -28,7 +28,12 @@ from tests.conftest import REPO
 DATA = Path(__file__).parent / "data" / "leaderboard"
 RUNS, PUBLISHED, EXPECTED = DATA / "runs", DATA / "published", DATA / "expected"
 FIXTURES = Inputs(
-    runs=RUNS, published=PUBLISHED, protocols=REPO / PROTOCOL_CONFIGS, root=REPO, entropy=DATA / "entropy"
+    runs=RUNS,
+    published=PUBLISHED,
+    protocols=REPO / PROTOCOL_CONFIGS,
+    root=REPO,
+    entropy=DATA / "entropy",
+    screen=DATA / "screen",
 )
 MALFORMED = "theia/theia-base/metaworld-drawer-open/seed=100.json"
 OTHER_SCHEMA = "theia/vc1-large/metaworld-drawer-open/seed=100.json"
@@ -229,3 +234,23 @@ def test_the_state_reference_row_and_the_demo_ceiling(tmp_path):
     assert f"figures/{curves.name}" in markdown and curves.is_file()
     svg = curves.read_text()
     assert "metaworld-assembly" in svg and "dmc-walker-stand" in svg and "seed 100" in svg and "demos" in svg
+
+
+def test_the_screening_section_ranks_proxies_against_scores_by_hand(tmp_path):
+    """Fixture screening records (theia, metaworld-assembly) for three encoders whose theia best scores are
+    theia-base 88 > vc1-large 65 > random-vit-tiny 0. By hand: state_r2 0.9 > 0.6 > 0.2 orders them the same
+    way (rho = tau = 1); entropy 3.0, 3.5, 2.0 ranks them 2, 3, 1 against 3, 2, 1: rho = 1 - 6 * 2 / (3 * 8)
+    = 0.5, tau = (2 concordant - 1 discordant) / 3; action_mse falls as the score rises (rho = -1). Published
+    numbers exist for two of them only: not defined, and the table says on how many encoders."""
+    warn = io.StringIO()
+    generate(FIXTURES, tmp_path, warn=warn, draw=False)
+    assert "screening: skipped" in warn.getvalue() and "broken/metaworld-assembly.json" in warn.getvalue()
+    lines = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:3]): line
+        for line in (tmp_path / "leaderboard.md").read_text().splitlines()
+        if line.startswith("| `")
+    }
+    assert "| 1.000 [1.000, 1.000] | 1.000 [1.000, 1.000] |" in lines[("`state_r2`", "ours", "3")]
+    assert "| 0.500 [0.500, 0.500] | 0.333 [0.333, 0.333] |" in lines[("`entropy`", "ours", "3")]
+    assert "| -1.000 [-1.000, -1.000] | -1.000 [-1.000, -1.000] |" in lines[("`action_mse`", "ours", "3")]
+    assert "not defined (n = 2)" in lines[("`state_r2`", "published", "2")]

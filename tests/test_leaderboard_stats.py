@@ -76,3 +76,18 @@ def test_correlations_by_hand():
     assert corr.spearman == pytest.approx(rho)
     assert stats.correlation([1.0, 2.0], [3.0, 4.0]).pearson is None  # fewer than 3 points
     assert stats.correlation([1.0, 1.0, 1.0], [3.0, 4.0, 5.0]).spearman is None  # constant
+
+
+def test_rank_correlation_over_tasks_by_hand_and_its_task_bootstrap():
+    from experiments.leaderboard.stats import rank_correlation_over_tasks
+
+    # Three encoders on two tasks; means over both tasks: proxy a 1.5, b 2.5, c 3.5 and score a 15, b 10, c 30:
+    # ranks (1, 2, 3) vs (2, 1, 3): rho = 1 - 6 * 2 / 24 = 0.5, tau = (2 - 1) / 3.
+    proxy = {"a": {"t1": 1.0, "t2": 2.0}, "b": {"t1": 2.0, "t2": 3.0}, "c": {"t1": 3.0, "t2": 4.0}}
+    score = {"a": {"t1": 10.0, "t2": 20.0}, "b": {"t1": 15.0, "t2": 5.0}, "c": {"t1": 30.0, "t2": 30.0}}
+    corr = rank_correlation_over_tasks(proxy, score, reps=500, seed=0)
+    assert corr.n == 3 and corr.spearman == pytest.approx(0.5) and corr.kendall == pytest.approx(1 / 3)
+    # Resampling tasks: t1 alone gives rho 1 (10 < 15 < 30), t2 alone gives 0.5; so the interval spans [0.5, 1].
+    assert corr.spearman_interval == (pytest.approx(0.5), pytest.approx(1.0))
+    assert corr == rank_correlation_over_tasks(proxy, score, reps=500, seed=0)  # seeded
+    assert rank_correlation_over_tasks({"a": proxy["a"], "b": proxy["b"]}, score).spearman is None  # n = 2

@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder of pooled feature-norm entropy records from `nox -s entropy` (default: <runs>/../entropy)",
     )
+    parser.add_argument(
+        "--screen",
+        default=None,
+        help="folder of screening records from `nox -s screen` (default: <runs>/../screen)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when the files in --out are stale")
     parser.add_argument("--no-figures", action="store_true", help="write the tables only (figures are slower)")
     args = parser.parse_args(argv)
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         protocols=ROOT / PROTOCOL_CONFIGS,
         root=ROOT,
         entropy=resolve(args.entropy) if args.entropy else resolve(args.runs).parent / "entropy",
+        screen=resolve(args.screen) if args.screen else resolve(args.runs).parent / "screen",
     )
     out = resolve(args.out)
     try:

@@ -103,9 +103,40 @@ class ProtocolBoard:
     missing: list[str]  # lines for the "missing and failed" list
     sources: list[Source]
     deviations: tuple[str, ...] = ()  # () for the protocol's conforming section
-    curves: dict[str, dict[str, list[tuple[int, tuple]]]] = field(
-        default_factory=dict
-    )  # label -> task -> seeds' per_eval
+    # label -> task -> [(seed, per_eval)], for the learning-curve figures
+    curves: dict[str, dict[str, list[tuple[int, tuple]]]] = field(default_factory=dict)
+    screening: list[Screening] = field(default_factory=list)  # proxies vs this protocol's scores
+
+
+@dataclass(frozen=True)
+class Screening:
+    """How well one screening proxy ranks encoders like the protocol's headline score does, from one source of
+    scores (ours: conforming records; published: the papers' per-task numbers)."""
+
+    proxy: str
+    source: str  # ours | published
+    correlation: stats.RankCorrelation
+    tasks: int  # tasks with both a proxy value and a score, over all encoders
+
+
+def screening_correlations(table: Table, proxies: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[Screening]:
+    """For every proxy (proxy -> label -> task -> value) and both score sources: the rank correlation across
+    encoders between the proxy and the headline score, each averaged over the tasks that have both."""
+    out = []
+    for source in ("ours", "published"):
+        score = {
+            row.label: {t: row.entries[t].value for t in table.tasks if row.entries.get(t, Entry()).value is not None}
+            for row in table.rows
+            if row.source == source and row.label and not is_reference(row.label)
+        }
+        for proxy in sorted(proxies):
+            values = proxies[proxy]
+            shared = {t for label in set(values) & set(score) for t in set(values[label]) & set(score[label])}
+            if not shared:
+                continue
+            corr = stats.rank_correlation_over_tasks(values, score)
+            out.append(Screening(proxy, source, corr, len(shared)))
+    return out
 
 
 @dataclass
@@ -360,11 +391,13 @@ def build(
     published: Published,
     headlines: Mapping[str, str],
     pooled: Mapping[tuple[str, str], tuple[float, str]] | None = None,
+    screening: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]] | None = None,
 ) -> Board:
     """Every protocol's tables from the collected records and the published data. `headlines`: each
     protocol's configured headline selection (`collect.protocol_headlines`), used when no record says.
     `pooled`: (protocol, label) -> pooled feature-norm entropy and its group (`collect.collect_pooled_entropy`)."""
     pooled = pooled or {}
+    screening = screening or {}
     problems = list(collection.problems)
     suite_tasks = {s: list(ts) for s, ts in published.suite_tasks().items()}
     known = {t.name for t in published.tasks}
@@ -439,6 +472,7 @@ def build(
                 sources=[] if deviations else published.sources_for(protocol),
                 deviations=deviations,
                 curves=_curves(runs),
+                screening=[] if deviations else screening_correlations(tables[0], screening.get(protocol, {})),
             )
         )
     problems.sort(key=lambda p: (p.kind, p.path, p.message))

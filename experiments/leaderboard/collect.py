@@ -232,3 +232,42 @@ def _headline(protocol: str, protocol_dir: Path) -> str | None:
             return str(cfg["headline"])
         queue += [d for d in cfg.get("defaults", []) if isinstance(d, str) and d != "_self_"]
     return None
+
+
+SCREENING_KIND = "screening"  # `nox -s screen` records (experiments/screen.py), never mixed with cell records
+
+
+def read_screening(folder: str | Path, warn=STDERR) -> list[dict]:
+    """Every screening record under `folder` (<label>/<task>.json); unreadable ones are reported and skipped."""
+    warn = sys.stderr if warn == STDERR else warn
+    records = []
+    for path in sorted(Path(folder).glob("*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or record.get("kind") != SCREENING_KIND:
+                raise ValueError(f"not a {SCREENING_KIND} record")
+            if not isinstance(record.get("proxies"), dict) or not isinstance(record.get("task"), dict):
+                raise ValueError("no proxies or task block")
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            if warn is not None:
+                print(f"screening: skipped {path}: {type(err).__name__}: {err}", file=warn)
+            continue
+        records.append(record)
+    return records
+
+
+def collect_screening(folder: str | Path | None, warn=STDERR) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """protocol -> proxy -> label -> task -> value, from `<folder>/<protocol>/<label>/<task>.json` (finite values
+    only; the label is the record's folder, as for run records)."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    if folder is None or not Path(folder).is_dir():
+        return out
+    for protocol_dir in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        for record in read_screening(protocol_dir, warn):
+            label, task = str(record.get("label")), str(record["task"].get("name"))
+            for proxy, value in record["proxies"].items():
+                if _finite(value):
+                    out.setdefault(protocol_dir.name, {}).setdefault(proxy, {}).setdefault(label, {})[task] = float(
+                        value
+                    )
+    return out

@@ -18,7 +18,13 @@ from experiments.leaderboard import figures as figures_mod
 from experiments.leaderboard import published as published_mod
 from experiments.leaderboard import render
 from experiments.leaderboard.build import build
-from experiments.leaderboard.collect import STDERR, collect, collect_pooled_entropy, protocol_headlines
+from experiments.leaderboard.collect import (
+    STDERR,
+    collect,
+    collect_pooled_entropy,
+    collect_screening,
+    protocol_headlines,
+)
 
 OUTPUTS = ("leaderboard.md", "leaderboard.csv")
 FIGURES_DIR = "figures"
@@ -35,6 +41,7 @@ class Inputs:
     protocols: Path  # the protocol configs, for each protocol's headline selection
     root: Path
     entropy: Path | None = None  # pooled feature-norm entropy records (`nox -s entropy`), results/entropy
+    screen: Path | None = None  # screening records (`nox -s screen`), results/screen
 
     def shown(self, path: Path) -> str:
         """How a folder is named in the tables and messages."""
@@ -54,7 +61,8 @@ def generate(inputs: Inputs, out_dir: Path, warn=STDERR, draw: bool = True) -> l
     published = published_mod.load(inputs.published)
     collection = collect(inputs.runs, warn=warn)
     pooled = collect_pooled_entropy(inputs.entropy, warn=warn) if inputs.entropy else {}
-    board = build(collection, published, protocol_headlines(inputs.protocols), pooled)
+    screening = collect_screening(inputs.screen, warn=warn)
+    board = build(collection, published, protocol_headlines(inputs.protocols), pooled, screening)
     figures = figures_mod.plan(board)
     written = []
     markdown = render.render_markdown(

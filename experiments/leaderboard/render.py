@@ -188,6 +188,40 @@ def _entropy(table: Table) -> list[str]:
     return lines
 
 
+SCREENING_NOTE = (
+    "Rank correlation across encoders between each screening proxy (`nox -s screen`, mean over tasks) and the "
+    "headline score, over the tasks that have both; 95% intervals resample the tasks (seeded). `encoders (n)`: "
+    "how many encoders each correlation rests on (3 or more needed). MSE proxies are better when lower: a good "
+    "one correlates negatively."
+)
+
+
+def _screening(board: ProtocolBoard) -> list[str]:
+    if not board.screening:
+        return []
+    lines = _header(["proxy", "scores", "encoders (n)", "tasks", "Spearman ρ [95% CI]", "Kendall τ [95% CI]"])
+
+    def shown(value, interval, n: int) -> str:
+        if value is None:
+            return f"not defined (n = {n})"
+        text = number(value, 3)
+        return f"{text} [{number(interval[0], 3)}, {number(interval[1], 3)}]" if interval else text
+
+    for item in board.screening:
+        corr = item.correlation
+        cells = [f"`{item.proxy}`", item.source, str(corr.n), str(item.tasks)]
+        lines.append(
+            _line(
+                [
+                    *cells,
+                    shown(corr.spearman, corr.spearman_interval, corr.n),
+                    shown(corr.kendall, corr.kendall_interval, corr.n),
+                ]
+            )
+        )
+    return [SCREENING_NOTE, "", *lines]
+
+
 def _printed(board: ProtocolBoard) -> list[str]:
     if not board.printed:
         return []
@@ -239,6 +273,9 @@ def _protocol_section(
     headline_table = board.tables[0]
     out += [f"### Feature-norm entropy and score, `{headline_table.selection}` evaluation", ""]
     out += [*_entropy(headline_table), ""]
+    screening = _screening(board)
+    if screening:
+        out += [f"### Screening, `{headline_table.selection}` evaluation", "", *screening, ""]
     mine = [f for f in figures if f.protocol == board.protocol]
     if mine:
         out += ["### Figures", ""]

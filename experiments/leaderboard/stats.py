@@ -153,3 +153,64 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> Correlation:
     if n < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return Correlation(n, None, None)
     return Correlation(n, float(pearsonr(x, y).statistic), float(spearmanr(x, y).statistic))
+
+
+@dataclass(frozen=True)
+class RankCorrelation:
+    """Spearman rho and Kendall tau (tau-b) over `n` points, each with a bootstrap interval over tasks."""
+
+    n: int
+    spearman: float | None
+    kendall: float | None
+    spearman_interval: tuple[float, float] | None = None
+    kendall_interval: tuple[float, float] | None = None
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> tuple[float | None, float | None]:
+    """(Spearman rho, Kendall tau-b) by scipy.stats; None where undefined (fewer than 3 points or a constant)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} values, y has {len(y)}")
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None, None
+    return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic)
+
+
+def rank_correlation_over_tasks(
+    proxy: dict[str, dict[str, float]],
+    score: dict[str, dict[str, float]],
+    reps: int = 2_000,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> RankCorrelation:
+    """Rank correlation across encoders between a proxy and the protocol score, each an encoder's mean over the
+    tasks that have both (`proxy` / `score`: encoder -> task -> value). The interval resamples the tasks with
+    replacement (seeded): each resample recomputes every encoder's two means over the drawn tasks it has;
+    resamples where the correlation is undefined are dropped."""
+    encoders = sorted(set(proxy) & set(score))
+    shared = {e: sorted(set(proxy[e]) & set(score[e])) for e in encoders}
+    encoders = [e for e in encoders if shared[e]]
+
+    def correlate(tasks_drawn: list[str]) -> tuple[float | None, float | None]:
+        xs, ys = [], []
+        for e in encoders:
+            mine = [t for t in tasks_drawn if t in shared[e]]
+            if mine:
+                xs.append(mean([proxy[e][t] for t in mine]))
+                ys.append(mean([score[e][t] for t in mine]))
+        return rank_correlation(xs, ys)
+
+    tasks = sorted({t for e in encoders for t in shared[e]})
+    rho, tau = correlate(tasks)
+    if rho is None:
+        return RankCorrelation(len(encoders), None, None)
+    rng = np.random.default_rng(seed)
+    drawn = [correlate([tasks[i] for i in rng.integers(0, len(tasks), len(tasks))]) for _ in range(reps)]
+    tail = 100.0 * (1.0 - confidence) / 2.0
+
+    def interval(values: list[float | None]) -> tuple[float, float] | None:
+        kept = [v for v in values if v is not None and math.isfinite(v)]
+        return tuple(float(q) for q in np.percentile(kept, [tail, 100.0 - tail])) if kept else None
+
+    return RankCorrelation(len(encoders), rho, tau, interval([d[0] for d in drawn]), interval([d[1] for d in drawn]))
