@@ -8,7 +8,8 @@ Measured in one run, on the same frames and machine, so the ratios mean somethin
   per step (`FrozenEmbeddingWrapper.observation`), and per-seed demo re-encoding with per-frame PIL
   transforms in chunks of 20 (`train_loop.compute_embeddings`);
 - one BC training epoch at the protocol's dataset size;
-- one smoke cell end to end with a cold and a warm embedding cache.
+- one smoke cell end to end with a cold and a warm embedding cache, and `nox -s screen` on the task likewise
+  (screening is demo encoding, once, then a few ridge solves: the warm run is what a second look costs).
 
 Rates are steady-state: an episode's reset is timed apart from its steps (a shortened run would
 otherwise charge a whole reset to a few steps) and projected once per episode, for both loops.
@@ -41,6 +42,7 @@ KEYS = {
     "demo_frames": 64,  # frames used to time demo encoding
     "workers": "auto",
     "smoke_cell": True,  # also time one smoke cell with a cold and a warm cache
+    "screen": True,  # and `nox -s screen` on the task (smoke budget), cold and warm
     "out": "results/bench",
 }
 
@@ -194,7 +196,8 @@ def run(args: dict) -> dict:
 
     # one BC epoch at the protocol's dataset size, timed on a fraction and scaled
     out["train_epoch_s"] = _train_epoch_seconds(head, encoder.spec, spec, kind)
-    out["smoke_cell"] = _smoke_cell_times(args) if args["smoke_cell"] else None
+    out["smoke_cell"] = _cold_and_warm(args, "experiments.eval", "seed=*.json") if args["smoke_cell"] else None
+    out["screen"] = _cold_and_warm(args, "experiments.screen", f"{args['task']}.json") if args["screen"] else None
     out["projection"] = project(out, spec)
     return out
 
@@ -223,8 +226,9 @@ def _train_epoch_seconds(head, encoder_spec, spec, kind: str, batches: int = 8) 
     return seconds * n_frames / size
 
 
-def _smoke_cell_times(args: dict) -> dict:
-    """One smoke cell end to end, with a cold then a warm embedding cache (a private cache folder)."""
+def _cold_and_warm(args: dict, module: str, records: str) -> dict:
+    """`python -m <module>` (eval or screen) at the smoke budget, with a cold then a warm embedding cache (a
+    private cache folder); per run its wall time and what its record says about the cache."""
     import subprocess
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,26 +236,23 @@ def _smoke_cell_times(args: dict) -> dict:
         base = [
             sys.executable,
             "-m",
-            "experiments.eval",
+            module,
             f"encoder={args['encoder']}",
             f"weights={args['weights']}",
             f"task={args['task']}",
             "protocol=smoke",
             f"results_dir={tmp}/results",
-            "overwrite=true",
             "progress=false",
+            *(["overwrite=true"] if module == "experiments.eval" else []),
         ]
         times = {}
         for name in ("cold", "warm"):
             seconds, result = _timed(lambda: subprocess.run(base, env=env, capture_output=True, text=True))
             if result.returncode != 0:
-                raise RuntimeError(f"smoke cell failed:\n{result.stderr[-2000:]}")
-            record = json.loads(next(Path(tmp, "results", "runs").rglob("seed=*.json")).read_text())
-            times[name] = {
-                "wall_s": round(seconds, 2),
-                "cache_hit": record["cache"]["hit"],
-                "embed_s": record["timing"]["embed"],
-            }
+                raise RuntimeError(f"{module} failed:\n{result.stderr[-2000:]}")
+            record = json.loads(next(Path(tmp, "results").rglob(records)).read_text())
+            hit = record["cache"]["hit"] if "cache" in record else record["timing"]["embed_cache_hit"]
+            times[name] = {"wall_s": round(seconds, 2), "cache_hit": hit, "embed_s": record["timing"].get("embed")}
         return times
 
 
@@ -304,6 +305,16 @@ def _smoke_rows(smoke: dict | None) -> list[tuple[str, str, str]]:
     ]
 
 
+def _screen_rows(screen: dict | None) -> list[tuple[str, str, str]]:
+    if screen is None:
+        return []
+    cold, warm = screen["cold"], screen["warm"]
+    return [
+        ("screening (smoke demos), cold cache", f"{cold['wall_s']:.1f} s", ""),
+        ("screening (smoke demos), warm cache", f"{warm['wall_s']:.1f} s", f"cache hit {warm['cache_hit']}"),
+    ]
+
+
 def markdown(r: dict) -> str:
     c, p = r["config"], r["projection"]
     rows = [
@@ -325,6 +336,7 @@ def markdown(r: dict) -> str:
         ("demo encoding, reference (PIL, chunks of 20)", f"{r['demo_encode_fps_reference']:.1f} frames/s", ""),
         ("BC epoch at protocol size", f"{r['train_epoch_s']:.2f} s", ""),
         *_smoke_rows(r["smoke_cell"]),
+        *_screen_rows(r.get("screen")),
         ("full protocol, 1 task x 3 seeds: harness", f"{p['harness_s'] / 3600:.1f} h", ""),
         (
             "full protocol, 1 task x 3 seeds: reference-style",

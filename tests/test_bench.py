@@ -23,6 +23,7 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
         "reference_steps=2",
         "demo_frames=4",
         "smoke_cell=false",
+        "screen=false",
         f"out={tmp_path}",
     ]
     result = subprocess.run(
@@ -81,3 +82,12 @@ def test_bench_rejects_unknown_options():
         timeout=120,
     )
     assert result.returncode != 0 and "encoder" in (result.stderr + result.stdout)
+
+
+def test_bench_times_screening_cold_then_warm():
+    from experiments.bench import KEYS, _cold_and_warm
+
+    args = KEYS | {"encoder": "random-vit-tiny", "weights": "random", "task": "metaworld-assembly"}
+    times = _cold_and_warm(args, "experiments.screen", "metaworld-assembly.json")
+    assert times["cold"]["cache_hit"] is False and times["warm"]["cache_hit"] is True  # the second reuses the first's
+    assert times["cold"]["wall_s"] > 0 and times["warm"]["wall_s"] > 0
