@@ -18,8 +18,9 @@ The state targets of rendered demos come from the same experts' demos collected 
 seeds, same trajectories: rendering does not touch the physics); TriFinger demos carry their cube state.
 Records (`kind: screening`, never mixed with cell records) go to
 `<results_dir>/screen/<protocol>/<label>/<task>.json`; a ranked table is printed and written to
-`<results_dir>/screen/<protocol>/screening.md`. The state reference (`encoder=state`) is the check that the
-probe works (its state R^2 is ~1); random-weight encoders give the floor.
+`<results_dir>/screen/<protocol>/screening.md`, with a bar chart per proxy beside it (`screening.svg`). The
+state reference (`encoder=state`) is the check that the probe works (its state R^2 is ~1); random-weight
+encoders give the floor.
 """
 
 from __future__ import annotations
@@ -243,6 +244,34 @@ def ranked_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(records: list[dict], path: Path) -> None:
+    """One panel per proxy: each encoder's mean over its tasks (horizontal bars), as an SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        by_label[record["label"]].append(record)
+    labels = sorted(by_label)
+    fig, axes = plt.subplots(1, len(PROXIES), figsize=(2.4 * len(PROXIES), 0.35 * len(labels) + 1.2), sharey=True)
+    for ax, proxy in zip(axes, PROXIES, strict=True):
+        values = [[r["proxies"].get(proxy) for r in by_label[label]] for label in labels]
+        means = [
+            float(np.mean([v for v in vs if v is not None])) if any(v is not None for v in vs) else 0.0 for vs in values
+        ]
+        ax.barh(range(len(labels)), means, color="#1f77b4")
+        ax.set_title(proxy + (" (lower is better)" if proxy.endswith("mse") else ""), fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.grid(axis="x", linewidth=0.3)
+    axes[0].set_yticks(range(len(labels)), labels)
+    fig.tight_layout()
+    with matplotlib.rc_context({"svg.hashsalt": "cortexbench-screen"}):
+        fig.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+
+
 def screen(argv: list[str]) -> list[dict]:
     import encoders
     from encoders.stats import pooled_entropy_record
@@ -281,6 +310,7 @@ def screen(argv: list[str]) -> list[dict]:
     every = [r for r in read_screening(results_dir / "screen" / protocol)]
     table = ranked_table(every)
     atomic_write_text(results_dir / "screen" / protocol / "screening.md", SCREEN_HEADER + table)
+    plot(every, results_dir / "screen" / protocol / "screening.svg")
     print(table, end="")
     return written
 

@@ -76,7 +76,7 @@ def test_two_encoders_on_metaworld_write_records_and_a_table(tmp_path):
         assert record["state_probe"]["targets"] == "the experts' demos, not rendered"
     table = (folder / "screening.md").read_text()
     assert "`random-vit-tiny` | 5 |" in table and "`theia-tiny@random` | 5 |" in table
-    assert "state_r2" in result.stdout
+    assert "state_r2" in result.stdout and (folder / "screening.svg").read_text().count("<svg") == 1
 
 
 @pytest.mark.parametrize("task", ["metaworld-drawer-open", "dmc-cheetah-run", "adroit-relocate", "trifinger-move-cube"])
