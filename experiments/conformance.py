@@ -63,9 +63,8 @@ def deviations(config: dict, settings, weights_kind: str, demos: dict | None = N
     """Every way this cell's run differs from its protocol file (empty: it conforms)."""
     protocol = config["protocol"]
     found = _differences(protocol, protocol_file(protocol["name"]), "protocol")
-    demos_source = (config.get("demos") or {}).get("source")
-    if demos_source is not None and demos_source != protocol.get("demo_source"):
-        found.append(f"demos.source={demos_source} (protocol: {protocol.get('demo_source')})")
+    if settings.demo_source != protocol.get("demo_source"):  # the settings': the state reference may switch it
+        found.append(f"demos.source={settings.demo_source} (protocol: {protocol.get('demo_source')})")
     quality = config.get("render_quality")
     if quality is not None and quality != protocol.get("render_quality"):
         found.append(f"render_quality={quality} (protocol: {protocol.get('render_quality')})")

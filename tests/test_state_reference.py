@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import encoders
 import tasks
@@ -87,8 +88,14 @@ def test_trifinger_state_cell(tmp_path):
 
 
 def test_the_protocol_demos_become_the_experts_and_are_a_recorded_deviation():
-    (cell,) = plan_sweep(["encoder=state", "task=metaworld-assembly", "protocol=cortexbench", "seed=100"])
+    from experiments.conformance import deviations
+    from experiments.plan import compose_jobs
+
+    args = ["encoder=state", "task=metaworld-assembly", "protocol=cortexbench", "seed=100"]
+    (cell,) = plan_sweep(args)
     assert cell.settings.demo_source == "expert" and cell.settings.policy == "bc-mlp"
+    config = OmegaConf.to_container(compose_jobs([args])[0], resolve=True)
+    assert deviations(config, cell.settings, cell.weights.kind) == ["demos.source=expert (protocol: official)"]
     (theia,) = plan_sweep(["encoder=state", "task=metaworld-assembly", "protocol=theia", "seed=100"])
     assert theia.settings.policy == "bc-mlp"  # Theia's rule gives the vector head: the state is one vector
 
