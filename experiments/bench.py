@@ -89,8 +89,9 @@ def reference_transform(spec):
 def run(args: dict) -> dict:
     import encoders
     import tasks
-    from experiments.cells.envpool import SerialEnvPool, make_pool, task_env_factory
+    from experiments.cells.envpool import SerialEnvPool, make_pool, task_env_factory, usable_cpus
     from experiments.cells.rollout import rollout
+    from experiments.provenance import provenance
     from policies import build_head, input_kind
 
     encoder = encoders.load(args["encoder"], weights=args["weights"])
@@ -111,7 +112,8 @@ def run(args: dict) -> dict:
         "config": args | {"eval_episodes": n},
         "device": str(encoder.device),
         "torch_threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(),
+        "cpus": usable_cpus(),
+        "provenance": provenance(str(encoder.device)),  # git commit and state, package versions, platform
     }
 
     def embed(obs):

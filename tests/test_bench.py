@@ -51,6 +51,8 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
     assert "S*2*F_eval/reference_fps" in projection["formula"]
     markdown = (tmp_path / "random-vit-tiny_metaworld-drawer-open.md").read_text()
     assert "| harness lockstep evaluation |" in markdown and "x pipeline bound" in markdown
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert report["provenance"]["git"]["sha"] == head and "torch" in report["provenance"]["packages"]
 
 
 def test_projection_matches_a_hand_computed_example():

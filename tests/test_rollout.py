@@ -85,3 +85,14 @@ def test_auto_pool_choice():
     small = make_pool(factory, 2, "auto")
     assert isinstance(small, SerialEnvPool)
     small.close()
+
+
+def test_auto_workers_count_the_cores_this_job_may_use(monkeypatch):
+    import os
+
+    from experiments.cells.envpool import usable_cpus
+
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")  # a SLURM job's allocation, not the node's cores
+    assert usable_cpus() == 3
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK")
+    assert usable_cpus() == len(os.sched_getaffinity(0))  # a container or taskset limit

@@ -192,12 +192,23 @@ class ProcessEnvPool:
 AUTO_MIN_ENVS = 4  # below this, spawning workers costs more than it saves
 
 
+def usable_cpus() -> int:
+    """The cores this process may use: a SLURM job's `--cpus-per-task`, else the CPU affinity mask (a job
+    or container limited to some cores), else the machine's count."""
+    if (slurm := os.environ.get("SLURM_CPUS_PER_TASK", "")).isdigit() and int(slurm) > 0:
+        return int(slurm)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def make_pool(make_env: Callable[[], object], n: int, workers: int | str = "auto"):
     """A process pool when several workers help, else a serial pool. `make_env` must be picklable.
 
-    `workers="auto"`: one worker per CPU core when there are at least AUTO_MIN_ENVS environments."""
+    `workers="auto"`: one worker per usable core (`usable_cpus`) when there are at least AUTO_MIN_ENVS
+    environments."""
     if workers == "auto":
-        workers = (os.cpu_count() or 1) if n >= AUTO_MIN_ENVS else 1
+        workers = usable_cpus() if n >= AUTO_MIN_ENVS else 1
     workers = min(int(workers), n)
     return ProcessEnvPool(make_env, n, workers) if workers > 1 else SerialEnvPool(make_env, n)
 
