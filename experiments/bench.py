@@ -1,6 +1,8 @@
 """`nox -s bench -- encoder=theia-tiny weights=random task=metaworld-assembly`: where evaluation time goes.
 
-Measured in one run, on the same frames and machine, so the ratios mean something:
+Measured in one run, on the same frames and machine, so the ratios mean something; every rate is the median of
+`repeats` measurements (default 3) with their min and max beside it, and the JSON carries the git commit and
+package versions (`provenance`):
 - encoder-only throughput (batched forward over rendered frames);
 - environment-only throughput (step + render, the same worker pool the harness uses);
 - the harness's lockstep evaluation throughput (pool + one batched forward per step + policy);
@@ -40,6 +42,7 @@ KEYS = {
     "steps": 6,  # evaluation steps measured per episode (>= 2)
     "reference_steps": 40,  # steps of the reference-style loop
     "demo_frames": 64,  # frames used to time demo encoding
+    "repeats": 3,  # each rate is the median of this many measurements (min and max are reported beside it)
     "workers": "auto",
     "smoke_cell": True,  # also time one smoke cell with a cold and a warm cache
     "screen": True,  # and `nox -s screen` on the task (smoke budget), cold and warm
@@ -62,6 +65,14 @@ def parse(argv: list[str]) -> dict:
 
 def _rate(frames: int, seconds: float) -> float:
     return frames / seconds if seconds > 0 else float("inf")
+
+
+def _repeated(out: dict, name: str, frames: int, measure, repeats: int) -> None:
+    """`out[name]`: the median rate of `repeats` calls of `measure() -> seconds` over `frames` frames;
+    `out["spread"][name]`: [min, max] of those rates (this machine's timings move by a third run to run)."""
+    rates = sorted(_rate(frames, measure()) for _ in range(repeats))
+    out[name] = float(np.median(rates))
+    out.setdefault("spread", {})[name] = [rates[0], rates[-1]]
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -97,7 +108,7 @@ def run(args: dict) -> dict:
     encoder = encoders.load(args["encoder"], weights=args["weights"])
     spec = tasks.get(args["task"])
     n = args["eval_episodes"] or spec.eval_episodes
-    steps, kind = args["steps"], input_kind(args["policy"])
+    steps, kind, repeats = args["steps"], input_kind(args["policy"]), args["repeats"]
     factory = task_env_factory(spec.name, quality=args["render_quality"], horizon=spec.horizon)
     torch.manual_seed(0)
     head = build_head(
@@ -130,29 +141,32 @@ def run(args: dict) -> dict:
         # steps, so a shortened run must not charge them to its few steps) and projected per episode.
         # environment only: a reset, then `steps` steps, all rendered, with the pool the harness uses
         t_reset, _ = _timed(lambda: pool.reset(range(n)))
-        t_env, _ = _timed(
-            lambda: [
-                pool.step(rng.uniform(-1, 1, (n, spec.action_dim)).astype(np.float32), np.ones(n, bool))
-                for _ in range(steps)
-            ]
-        )
+
+        def env_steps() -> float:
+            actions = [rng.uniform(-1, 1, (n, spec.action_dim)).astype(np.float32) for _ in range(steps)]
+            return _timed(lambda: [pool.step(a, np.ones(n, bool)) for a in actions])[0]
+
+        _repeated(out, "env_fps", n * steps, env_steps, repeats)
         frames = pool.reset(range(n))["pixels"]
         # encoder only: batched forwards over the same rendered frames
         encoder.encode(frames[:2])  # warm-up
-        t_enc, _ = _timed(lambda: [encoder.encode(frames) for _ in range(steps)])
+        _repeated(
+            out,
+            "encoder_fps",
+            n * steps,
+            lambda: _timed(lambda: [encoder.encode(frames) for _ in range(steps)])[0],
+            repeats,
+        )
 
         # the harness: lockstep rollouts (reset + steps, one batched forward per step); the difference of a
         # `steps`-step and a 1-step rollout is `steps - 1` steady-state steps
         def harness(horizon: int) -> float:
             return _timed(lambda: rollout(pool, list(range(n)), horizon, embed, head, spec.history, spec.fusion))[0]
 
-        t_harness = harness(steps) - harness(1)
+        _repeated(out, "harness_fps", n * (steps - 1), lambda: harness(steps) - harness(1), repeats)
     finally:
         pool.close()
-    out["env_fps"] = _rate(n * steps, t_env)
     out["env_reset_s"] = t_reset / n  # per episode, resets spread over the pool
-    out["encoder_fps"] = _rate(n * steps, t_enc)
-    out["harness_fps"] = _rate(n * (steps - 1), t_harness)
     out["pipeline_bound_fps"] = 1.0 / (1.0 / out["env_fps"] + 1.0 / out["encoder_fps"])
     print(
         f"[bench] env {out['env_fps']:.1f} f/s, encoder {out['encoder_fps']:.1f} f/s, harness {out['harness_fps']:.1f} f/s",
@@ -176,15 +190,13 @@ def run(args: dict) -> dict:
                     action = head(history, torch.as_tensor(obs["proprio"], dtype=torch.float32)).numpy()
                 obs = single.step(action, np.ones(1, bool))[0]
 
-        t_ref, _ = _timed(reference_loop)
+        _repeated(out, "reference_fps", args["reference_steps"], lambda: _timed(reference_loop)[0], repeats)
     finally:
         single.close()
-    out["reference_fps"] = _rate(args["reference_steps"], t_ref)
     out["reference_reset_s"] = t_ref_reset
 
     # demo encoding: batched (harness) vs per-frame PIL transform + chunks of 20 (reference)
     demo = np.concatenate([frames] * (args["demo_frames"] // len(frames) + 1))[: args["demo_frames"]]
-    t_demo_h, _ = _timed(lambda: encoder.encode(demo))
 
     def reference_demo_encoding():
         x = torch.cat([transform(f) for f in demo])
@@ -192,9 +204,8 @@ def run(args: dict) -> dict:
             for i in range(0, len(x), 20):
                 encoder.module(x[i : i + 20].to(encoder.device))
 
-    t_demo_r, _ = _timed(reference_demo_encoding)
-    out["demo_encode_fps_harness"] = _rate(len(demo), t_demo_h)
-    out["demo_encode_fps_reference"] = _rate(len(demo), t_demo_r)
+    _repeated(out, "demo_encode_fps_harness", len(demo), lambda: _timed(lambda: encoder.encode(demo))[0], repeats)
+    _repeated(out, "demo_encode_fps_reference", len(demo), lambda: _timed(reference_demo_encoding)[0], repeats)
 
     # one BC epoch at the protocol's dataset size, timed on a fraction and scaled
     out["train_epoch_s"] = _train_epoch_seconds(head, encoder.spec, spec, kind)
@@ -317,25 +328,32 @@ def _screen_rows(screen: dict | None) -> list[tuple[str, str, str]]:
     ]
 
 
+def _fps(r: dict, name: str) -> str:
+    """A rate as `median frames/s (min-max)` over the repeats."""
+    low, high = r.get("spread", {}).get(name, (None, None))
+    spread = f" ({low:.1f}–{high:.1f})" if low is not None else ""
+    return f"{r[name]:.1f} frames/s{spread}"
+
+
 def markdown(r: dict) -> str:
     c, p = r["config"], r["projection"]
     rows = [
-        ("encoder only (batched forward)", f"{r['encoder_fps']:.1f} frames/s", ""),
-        ("environment only (step + render, worker pool)", f"{r['env_fps']:.1f} frames/s", ""),
+        ("encoder only (batched forward)", _fps(r, "encoder_fps"), ""),
+        ("environment only (step + render, worker pool)", _fps(r, "env_fps"), ""),
         ("pipeline bound 1/(1/encoder + 1/env)", f"{r['pipeline_bound_fps']:.1f} frames/s", ""),
         ("episode reset, worker pool / one env", f"{r['env_reset_s']:.3f} s / {r['reference_reset_s']:.3f} s", ""),
         (
             "harness lockstep evaluation",
-            f"{r['harness_fps']:.1f} frames/s",
+            _fps(r, "harness_fps"),
             f"{r['harness_fps'] / r['pipeline_bound_fps']:.2f}x pipeline bound",
         ),
         (
             "reference-style loop (PIL + batch-1 per step)",
-            f"{r['reference_fps']:.1f} frames/s",
+            _fps(r, "reference_fps"),
             f"harness {r['harness_fps'] / r['reference_fps']:.2f}x faster per frame",
         ),
-        ("demo encoding, harness (batched)", f"{r['demo_encode_fps_harness']:.1f} frames/s", ""),
-        ("demo encoding, reference (PIL, chunks of 20)", f"{r['demo_encode_fps_reference']:.1f} frames/s", ""),
+        ("demo encoding, harness (batched)", _fps(r, "demo_encode_fps_harness"), ""),
+        ("demo encoding, reference (PIL, chunks of 20)", _fps(r, "demo_encode_fps_reference"), ""),
         ("BC epoch at protocol size", f"{r['train_epoch_s']:.2f} s", ""),
         *_smoke_rows(r["smoke_cell"]),
         *_screen_rows(r.get("screen")),
@@ -348,7 +366,8 @@ def markdown(r: dict) -> str:
     ]
     head = (
         f"# Benchmark: {c['encoder']} ({c['weights']} weights) on {c['task']}\n\n"
-        f"{c['eval_episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['render_quality']}, "
+        f"{c['eval_episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['render_quality']}; "
+        f"rates: median (min–max) of {c.get('repeats', 1)} repeats; "
         f"policy {c['policy']}; device {r['device']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads.\n\n"
     )
     table = "| measurement | value | ratio |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)

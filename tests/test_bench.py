@@ -44,6 +44,12 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
         assert report[key] > 0, key
     # a pipeline that must both simulate and encode every frame is slower than either alone, and at worst
     # half as fast as the slower one (when both take equally long)
+    for name, (low, high) in report["spread"].items():  # each rate: the median of 3 repeats, between their extremes
+        assert low <= report[name] <= high, name
+    assert (
+        report["config"]["repeats"] == 3
+        and "median (min–max) of 3 repeats" in (tmp_path / "random-vit-tiny_metaworld-drawer-open.md").read_text()
+    )
     slower = min(report["env_fps"], report["encoder_fps"])
     assert slower / 2 <= report["pipeline_bound_fps"] < slower
     projection = report["projection"]
