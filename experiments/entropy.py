@@ -22,7 +22,7 @@ from encoders.cache import EmbeddingCache
 from encoders.stats import pooled_entropy_record
 from encoders.storage import atomic_write_json
 from experiments.conformance import deviations
-from experiments.plan import USER_ERRORS, Cell, check_cells, compose_jobs, plan_sweep
+from experiments.plan import Cell, check_cells, command_main, compose_jobs, plan_sweep
 from experiments.provenance import provenance
 from experiments.settings import SettingError
 from policies import get_policy
@@ -90,16 +90,7 @@ def pooled_entropy(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    try:
-        pooled_entropy(argv)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return command_main(pooled_entropy, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,6 +240,21 @@ def plan_sweep(argv: list[str], weights_required: bool = False) -> list[Cell]:
                 seen.add(cell.path)
                 cells.append(cell)
     return cells
+
+
+def command_main(run: Callable[[list[str]], object], doc: str, argv: list[str] | None = None) -> int:
+    """The `main` of a command that plans like eval (`nox -s entropy`, `nox -s screen`): `--help` prints `doc`;
+    bad input is one line on stderr and exit code 2, as for eval."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(doc)
+        return 0
+    try:
+        run(argv)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def check_cells(cells: list[Cell]) -> None:

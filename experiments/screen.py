@@ -35,7 +35,7 @@ import numpy as np
 
 from encoders.storage import atomic_write_json, atomic_write_text
 from experiments.leaderboard.collect import SCREENING_KIND, read_screening
-from experiments.plan import USER_ERRORS, Cell, check_cells, plan_sweep
+from experiments.plan import Cell, check_cells, command_main, plan_sweep
 from experiments.provenance import provenance
 from experiments.settings import SettingError
 
@@ -324,16 +324,7 @@ SCREEN_HEADER = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    try:
-        screen(argv)
-    except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return command_main(screen, __doc__, argv)
 
 
 if __name__ == "__main__":
