@@ -58,10 +58,6 @@ class FrozenEncoder:
             raise RuntimeError(f"{self.spec.name}: got {tokens_t.shape[1]} tokens, spec grid is {grid}")
         return EncoderOutput(vector=torch.cat(vectors), tokens=tokens_t, grid=grid)
 
-    def for_task(self, task) -> FrozenEncoder:
-        """The encoder a cell of `task` uses: itself (the state reference is sized per task)."""
-        return self
-
     def _vector(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         kind = self.spec.vector_output
         if kind == "mean":

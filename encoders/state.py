@@ -34,6 +34,12 @@ def state_size(task_name: str) -> int:
         env.close()
 
 
+def sized_for(encoder, task):
+    """The encoder a cell of `task` uses: the state reference sized for the task's state; any other encoder (or
+    a wrapper around one) as it is."""
+    return encoder.for_task(task) if encoder.spec.input == "state" else encoder
+
+
 class StateReference:
     """`encode(states [B, D]) -> EncoderOutput(vector=states, tokens=states[:, None], grid=(1, 1))`."""
 

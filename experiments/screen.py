@@ -158,12 +158,13 @@ def screen_task(encoder, cell: Cell) -> tuple[dict, np.ndarray | None]:
     """The screening record of one task (and the entropy sample's token norms, for the pooled value)."""
     import tasks
     from encoders.cache import EmbeddingCache
+    from encoders.state import sized_for
     from experiments.cells.features import cell_demos, demo_features, entropy_block
     from policies.fusion import fuse
 
     s = cell.settings
     task = tasks.get(s.task)
-    encoder = encoder.for_task(task)
+    encoder = sized_for(encoder, task)
     observation = encoder.observation
     extra = {"split": "train"} if task.suite == "trifinger" else {}
     start = time.perf_counter()

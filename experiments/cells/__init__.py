@@ -25,6 +25,7 @@ import torch
 
 import tasks
 from encoders.frozen import FrozenEncoder, resolve_device
+from encoders.state import sized_for
 from encoders.storage import file_lock, leftover_temp_files, move_aside
 from experiments.conformance import stamp
 from experiments.provenance import provenance
@@ -183,7 +184,7 @@ def run_cell(s: CellSettings, encoder: FrozenEncoder, path: Path | None = None, 
         task = tasks.get(s.task)
         policy = get_policy(s.policy)
         device = resolve_device(s.device)
-        encoder = encoder.for_task(task)  # the state reference is sized per task; frozen encoders are themselves
+        encoder = sized_for(encoder, task)  # the state reference is sized per task
         run = CellRun(s, encoder, task, policy, device, path, new_record(s, encoder, task, policy, device, config))
         record = execute(run)
     return record | {"_outcome": "ran", "_path": str(path)}
