@@ -156,6 +156,8 @@ def demo_states(task, s, demos) -> tuple[np.ndarray | None, str]:
 
 def screen_task(encoder, cell: Cell) -> tuple[dict, np.ndarray | None]:
     """The screening record of one task (and the entropy sample's token norms, for the pooled value)."""
+    import torch
+
     import tasks
     from encoders.cache import EmbeddingCache
     from encoders.state import sized_for
@@ -174,8 +176,6 @@ def screen_task(encoder, cell: Cell) -> tuple[dict, np.ndarray | None]:
     demo_of_row = np.repeat(np.arange(len(lengths)), lengths)
     train, held = split_by_demo(lengths)
     vectors = np.asarray(feats.embeddings, dtype=np.float64)
-    import torch
-
     fused = fuse(torch.from_numpy(np.asarray(feats.embeddings, dtype=np.float32)[feats.history_index]), s.fusion)
     policy_input = np.concatenate([fused.flatten(1).numpy(), feats.proprio], axis=1).astype(np.float64)
     actions = np.asarray(feats.actions, dtype=np.float64)
