@@ -23,6 +23,8 @@ from policies import POLICIES, RL_POLICIES, counterpart, get_policy
 from tasks.rendering import QUALITIES
 from tasks.spec import EVAL_STARTS, TaskSpec
 
+EVAL_GROUPS = ("auto", 1, 2)  # groups of evaluation envs a rollout pipelines (`eval_groups`)
+
 
 class SettingError(ValueError):
     """A setting the user passed is out of range or not one of its choices; the message names the key,
@@ -51,6 +53,7 @@ class EvalConfig:
     render_quality: str | None = None  # null: the protocol's
     device: str = "auto"
     workers: Any = "auto"  # auto (one per CPU core) or a number of processes (1: in-process)
+    eval_groups: Any = "auto"  # auto | 1 | 2: env groups an evaluation pipelines (experiments.cells.rollout)
     cache: str = "readwrite"
     cache_dtype: str = "float32"
     entropy_bins: int = 100
@@ -153,6 +156,7 @@ class CellSettings:
     progress: bool
     rl: RLSettings | None = None  # policy=ppo|sac only
     eval_starts: str = "reference"  # protocol.eval_starts: tasks.spec.EVAL_STARTS
+    eval_groups: int | str = "auto"  # EVAL_GROUPS; the number used is in the record's provenance
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -213,12 +217,17 @@ def validate(s: CellSettings) -> None:
     _one_of("protocol.eval_starts", s.eval_starts, EVAL_STARTS)
     if s.workers != "auto" and (isinstance(s.workers, bool) or not isinstance(s.workers, int) or s.workers < 1):
         raise SettingError(f"workers={s.workers!r}: use auto or a whole number of processes >= 1 (1: in-process)")
+    if not (s.eval_groups == "auto" or (type(s.eval_groups) is int and s.eval_groups in EVAL_GROUPS)):
+        raise SettingError(
+            f"eval_groups={s.eval_groups!r} is not one of {', '.join(map(str, EVAL_GROUPS))} "
+            "(auto: 2 with worker processes and at least 4 episodes, else 1; 1: lockstep)"
+        )
     if s.rl is not None:
         for key in ("total_steps", "eval_every", "n_envs"):
             _at_least(f"protocol.rl.{key}", getattr(s.rl, key), 1)
 
 
-def _workers(value):
+def _auto_or_number(value):
     """`auto`, or a whole number (Hydra passes `workers=2` as an int, a quoted '2' as a string)."""
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
@@ -280,7 +289,7 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         small_init=str(p.small_init),
         headline=str(p.headline),
         device=str(cfg.device),
-        workers=_workers(cfg.workers),
+        workers=_auto_or_number(cfg.workers),
         cache=str(cfg.cache),
         cache_dtype=str(cfg.cache_dtype),
         entropy_bins=int(cfg.entropy_bins),
@@ -289,6 +298,7 @@ def resolve_settings(cfg, task: TaskSpec, encoder: EncoderSpec, seed: int) -> Ce
         progress=bool(cfg.progress),
         rl=_rl_settings(p, policy) if policy in RL_POLICIES else None,
         eval_starts=str(p.get("eval_starts", "reference")),
+        eval_groups=_auto_or_number(cfg.eval_groups),
     )
     validate(settings)
     return settings

@@ -70,6 +70,8 @@ def test_values_of_the_wrong_type_or_range_name_their_key(monkeypatch, capsys, t
         ("workers=0", "auto"),
         ("workers=-2", "auto"),
         ("workers=lots", "auto"),
+        ("eval_groups=3", "auto"),
+        ("eval_groups=x", "auto"),
         ("policy=bc-transformer", "bc-mlp"),  # the table is small: every policy is listed
         ("policy=trifinger-mlp", "bc-mlp"),  # a real policy, for another suite
         ("encoder=thea", "theia"),

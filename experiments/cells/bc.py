@@ -3,8 +3,8 @@ demonstrations, frozen embeddings, policy, training with periodic evaluation, sc
 record around it: `experiments.cells`).
 
 This is CortexBench's `bc_pvr_train_loop` (eai-vc `train_loop.py`) with its protocol kept and its
-costs removed: embeddings are cached across seeds and policies, and evaluation episodes run in
-lockstep with one batched encoder forward per step.
+costs removed: embeddings are cached across seeds and policies, and evaluation episodes run together,
+the encoder working on one group of them while worker processes step the other (`eval_groups`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from encoders.cache import EmbeddingCache
 from experiments.cells import CellRun, summarise
-from experiments.cells.envpool import make_pool, task_env_factory
+from experiments.cells.envpool import choose_groups, make_pool, task_env_factory
 from experiments.cells.features import cell_demos, demo_features
 from experiments.cells.rollout import rollout, start_options
 from policies import build_head
@@ -45,7 +45,7 @@ def bc_epoch(head, optimizer, feats, batch_size: int, fusion: str, generator: to
 
 
 def train_and_evaluate(run: CellRun) -> None:
-    """Behaviour cloning on frozen features with periodic lockstep evaluations; fills `run.record`."""
+    """Behaviour cloning on frozen features with periodic evaluations; fills `run.record`."""
     s, encoder, task, record, device = run.settings, run.encoder, run.task, run.record, run.device
     kind = run.policy.input_kind
 
@@ -105,6 +105,8 @@ def train_and_evaluate(run: CellRun) -> None:
         )
         pool = make_pool(make_env, s.eval_episodes, s.workers)
         run.resources.callback(pool.close)
+    groups = choose_groups(s.eval_groups, pool)
+    record["provenance"]["eval_groups"] = groups
     seeds = [s.seed + i for i in range(s.eval_episodes)]
     next_starts = start_options(task, s.eval_starts, s.seed, s.eval_episodes)
 
@@ -135,6 +137,7 @@ def train_and_evaluate(run: CellRun) -> None:
                     progress=s.progress,
                     desc=f"eval epoch {epoch}",
                     options=next_starts(),
+                    groups=groups,
                 )
             evaluations.append((epoch, task.score(episodes), episodes))
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")

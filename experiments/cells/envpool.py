@@ -2,9 +2,15 @@
 
 Simulation and (CPU) rendering are the expensive part of an evaluation step, so `ProcessEnvPool`
 spreads the environments over worker processes that step and render in parallel, while the main
-process runs one batched encoder forward over all their frames. Both pools have the same interface
-and give identical observations: each environment is reset with its own seed (and reset options, where
-given) and stepped with its own action, whichever process holds it.
+process runs the encoder on their frames. Both pools have the same interface and give identical
+observations: each environment is reset with its own seed (and reset options, where given) and stepped
+with its own action, whichever process holds it.
+
+Steps can also be asynchronous, per group of environments (`group_ranges`: G contiguous ranges of env
+indices): `submit_step(group, ...)` starts a step and `wait_step(group)` returns its results, so the
+main process can encode one group's frames while the workers step and render another. A process pool
+places env i on worker i % workers, so every worker holds part of every group (of at least `workers`
+envs) and none idles while a group steps. The serial pool does the step at submit time (lockstep).
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import resource
+import sys
 import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -21,8 +30,23 @@ import numpy as np
 StepResult = tuple[dict, float, bool, dict]  # observation, reward, terminated, info
 
 
+def group_ranges(n: int, groups: int) -> list[range]:
+    """The indices of n envs split into `groups` contiguous ranges, sizes differing by at most one."""
+    if not 1 <= groups <= n:
+        raise ValueError(f"cannot split {n} envs into {groups} groups")
+    sizes = [n // groups + (1 if g < n % groups else 0) for g in range(groups)]
+    return [range(sum(sizes[:g]), sum(sizes[: g + 1])) for g in range(groups)]
+
+
+def peak_rss_mb_of_this_process() -> float:
+    """This process's peak resident memory in MiB (ru_maxrss is in KiB on Linux, in bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
 class EnvGroup:
-    """Environments held by one process; finished (terminated) ones repeat their last observation."""
+    """The environments held by one process (local indices 0..n-1); finished (terminated) ones repeat
+    their last observation."""
 
     def __init__(self, make_env: Callable[[], object], n: int):
         self.envs = [make_env() for _ in range(n)]
@@ -43,11 +67,12 @@ class EnvGroup:
             self._last[i] = self.envs[i].reset(seed=int(s))[0]
         return [self._last[i] for i in indices]
 
-    def step(self, actions: np.ndarray, active: np.ndarray) -> list[StepResult]:
+    def step(self, actions: np.ndarray, active: np.ndarray, indices: Sequence[int] | None = None) -> list[StepResult]:
+        """Step the envs at `indices` (default: all), the k-th of them with actions[k] if active[k]."""
         results: list[StepResult] = []
-        for i, env in enumerate(self.envs):
-            if active[i]:
-                obs, reward, terminated, _, info = env.step(actions[i])
+        for k, i in enumerate(range(len(self.envs)) if indices is None else indices):
+            if active[k]:
+                obs, reward, terminated, _, info = self.envs[i].step(actions[k])
                 self._last[i] = obs
                 results.append((obs, float(reward), bool(terminated), info))
             else:
@@ -68,32 +93,70 @@ def _stack_results(results: list[StepResult]):
     return obs, np.array([r[1] for r in results]), np.array([r[2] for r in results]), [r[3] for r in results]
 
 
+class PendingSteps:
+    """The groups whose steps were submitted and not yet waited for, oldest first: a worker answers its
+    commands in order, so steps must be waited for in the order they were submitted."""
+
+    def __init__(self):
+        self.queue: deque[tuple[range, object]] = deque()
+
+    def push(self, group: range, ticket: object) -> None:
+        self.queue.append((group, ticket))
+
+    def pop(self, group: range) -> object:
+        if not self.queue or self.queue[0][0] != group:
+            expected = self.queue[0][0] if self.queue else "none"
+            raise RuntimeError(f"wait_step({group}): the oldest submitted step is {expected}; wait in submit order")
+        return self.queue.popleft()[1]
+
+    def check_idle(self, what: str) -> None:
+        if self.queue:
+            raise RuntimeError(f"{what} while steps of {[g for g, _ in self.queue]} are pending; wait for them first")
+
+
 class SerialEnvPool:
-    """All environments in this process, stepped one after another."""
+    """All environments in this process, stepped one after another; `submit_step` steps right away."""
 
     def __init__(self, make_env: Callable[[], object], n: int):
         self.group = EnvGroup(make_env, n)
+        self.pending = PendingSteps()
 
     def __len__(self) -> int:
         return len(self.group.envs)
 
     def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> dict[str, np.ndarray]:
+        self.pending.check_idle("reset")
         return _stack_observations(self.group.reset(seeds, options))
 
     def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> dict[str, np.ndarray]:
         """Reset the envs at `indices` (ascending) with `seeds`; their stacked observations, in that order."""
+        self.pending.check_idle("reset_some")
         return _stack_observations(self.group.reset_some(list(indices), list(seeds)))
 
     def step(self, actions: np.ndarray, active: np.ndarray):
         """-> stacked observations, rewards [N], terminated [N], infos (list of N dicts)."""
-        return _stack_results(self.group.step(actions, active))
+        self.pending.check_idle("step")
+        self.submit_step(range(len(self)), actions, active)
+        return self.wait_step(range(len(self)))
+
+    def submit_step(self, group: range, actions: np.ndarray, active: np.ndarray) -> None:
+        """Step the envs of `group` (a range of env indices) with actions[k], active[k] for its k-th env."""
+        self.pending.push(group, self.group.step(actions, active, list(group)))
+
+    def wait_step(self, group: range):
+        """The results of `group`'s submitted step: observations, rewards, terminated, infos of its envs."""
+        return _stack_results(self.pending.pop(group))
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Peak resident memory in MiB: {"main": ...} (the environments live in this process)."""
+        return {"main": peak_rss_mb_of_this_process()}
 
     def close(self) -> None:
         self.group.close()
 
 
 def _worker(connection, make_env: Callable[[], object], n: int) -> None:
-    """Serve reset/step/close commands for `n` environments until told to stop."""
+    """Serve reset/reset_some/step/stats/close commands for `n` environments, in order, until told to stop."""
     group = None
     try:
         group = EnvGroup(make_env, n)
@@ -106,6 +169,8 @@ def _worker(connection, make_env: Callable[[], object], n: int) -> None:
                 connection.send(("ok", group.step(*payload)))
             elif command == "reset_some":
                 connection.send(("ok", group.reset_some(*payload)))
+            elif command == "stats":
+                connection.send(("ok", {"peak_rss_mb": peak_rss_mb_of_this_process()}))
             elif command == "close":
                 break
     except (EOFError, KeyboardInterrupt):  # the main process went away
@@ -119,18 +184,21 @@ def _worker(connection, make_env: Callable[[], object], n: int) -> None:
 
 
 class ProcessEnvPool:
-    """Environments split into contiguous slices over `workers` processes (spawned, so EGL and torch
-    state are never forked); commands go to every worker first, then replies are collected, so the
-    workers step and render in parallel."""
+    """Environments spread over `workers` processes (spawned, so EGL and torch state are never forked),
+    env i on worker i % workers; commands go to every worker concerned first, then replies are collected,
+    so the workers step and render in parallel (and, with `submit_step`, while this process encodes).
+
+    Commands are small and replies large: a worker that has finished a step may wait in `send` until its
+    reply is read, but never while this process waits to send it a command, so nothing deadlocks."""
 
     def __init__(self, make_env: Callable[[], object], n: int, workers: int):
-        workers = max(1, min(workers, n))
-        sizes = [n // workers + (1 if w < n % workers else 0) for w in range(workers)]
-        self.slices = [slice(sum(sizes[:w]), sum(sizes[: w + 1])) for w in range(workers)]
+        self.workers = max(1, min(workers, n))
+        self.n = n
         context = mp.get_context("spawn")
         self.connections, self.processes = [], []
-        for size in sizes:
+        for w in range(self.workers):
             parent, child = context.Pipe()
+            size = len(range(w, n, self.workers))
             process = context.Process(target=_worker, args=(child, make_env, size), daemon=True)
             process.start()
             child.close()
@@ -138,7 +206,7 @@ class ProcessEnvPool:
             self.processes.append(process)
         for connection in self.connections:
             self._receive(connection)
-        self.n = n
+        self.pending = PendingSteps()
 
     def __len__(self) -> int:
         return self.n
@@ -152,32 +220,70 @@ class ProcessEnvPool:
             raise RuntimeError(f"evaluation worker failed:\n{payload}")
         return payload
 
-    def _broadcast(self, command: str, payloads: list) -> list:
-        for connection, payload in zip(self.connections, payloads, strict=True):
-            connection.send((command, payload))
-        return [item for connection in self.connections for item in self._receive(connection)]
+    def _send(self, command: str, indices: Sequence[int], payload: Callable[[list[int], list[int]], tuple]):
+        """Send `command` to each worker holding some of the envs `indices`, with `payload(positions, local)`:
+        the positions in `indices` of the envs it holds and their indices on the worker. -> the routes."""
+        routes = []
+        for w, connection in enumerate(self.connections):
+            positions = [k for k, i in enumerate(indices) if i % self.workers == w]
+            if positions:
+                connection.send((command, payload(positions, [indices[k] // self.workers for k in positions])))
+                routes.append((w, positions))
+        return routes
+
+    def _collect(self, routes, count: int) -> list:
+        """The workers' replies to the command sent along `routes`, one item per env, in the envs' order."""
+        items = [None] * count
+        for w, positions in routes:
+            for k, item in zip(positions, self._receive(self.connections[w]), strict=True):
+                items[k] = item
+        return items
 
     def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> dict[str, np.ndarray]:
+        self.pending.check_idle("reset")
         seeds = list(seeds)
         options = list(options) if options is not None else [None] * len(seeds)
-        return _stack_observations(self._broadcast("reset", [(seeds[s], options[s]) for s in self.slices]))
+
+        def payload(positions: list[int], _) -> tuple:
+            return [seeds[k] for k in positions], [options[k] for k in positions]
+
+        routes = self._send("reset", range(self.n), payload)
+        return _stack_observations(self._collect(routes, self.n))
 
     def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> dict[str, np.ndarray]:
         """Reset the envs at `indices` (ascending) with `seeds`; their stacked observations, in that order."""
-        pairs = list(zip(indices, seeds, strict=True))
-        if [i for i, _ in pairs] != sorted(i for i, _ in pairs):
-            raise ValueError(f"indices must be ascending, got {list(indices)}")
-        payloads = [
-            (
-                [i - s.start for i, _ in pairs if s.start <= i < s.stop],
-                [seed for i, seed in pairs if s.start <= i < s.stop],
-            )
-            for s in self.slices
-        ]
-        return _stack_observations(self._broadcast("reset_some", payloads))
+        self.pending.check_idle("reset_some")
+        indices, seeds = list(indices), list(seeds)
+        if len(indices) != len(seeds):
+            raise ValueError(f"{len(indices)} indices for {len(seeds)} seeds")
+        if indices != sorted(indices):
+            raise ValueError(f"indices must be ascending, got {indices}")
+        routes = self._send("reset_some", indices, lambda positions, local: (local, [seeds[k] for k in positions]))
+        return _stack_observations(self._collect(routes, len(indices)))
 
     def step(self, actions: np.ndarray, active: np.ndarray):
-        return _stack_results(self._broadcast("step", [(actions[s], active[s]) for s in self.slices]))
+        """-> stacked observations, rewards [N], terminated [N], infos (list of N dicts)."""
+        self.pending.check_idle("step")
+        self.submit_step(range(self.n), actions, active)
+        return self.wait_step(range(self.n))
+
+    def submit_step(self, group: range, actions: np.ndarray, active: np.ndarray) -> None:
+        """Start stepping the envs of `group` (a range of env indices) with actions[k], active[k] for its
+        k-th env; the workers step while this process goes on. `wait_step(group)` collects the results."""
+        routes = self._send("step", group, lambda positions, local: (actions[positions], active[positions], local))
+        self.pending.push(group, routes)
+
+    def wait_step(self, group: range):
+        """The results of `group`'s submitted step: observations, rewards, terminated, infos of its envs."""
+        return _stack_results(self._collect(self.pending.pop(group), len(group)))
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Peak resident memory in MiB of this process and of each worker: {"main": ..., "worker0": ...}."""
+        self.pending.check_idle("peak_rss_mb")
+        for connection in self.connections:
+            connection.send(("stats", None))
+        workers = {f"worker{w}": self._receive(c)["peak_rss_mb"] for w, c in enumerate(self.connections)}
+        return {"main": peak_rss_mb_of_this_process(), **workers}
 
     def close(self) -> None:
         for connection in self.connections:
@@ -211,6 +317,15 @@ def make_pool(make_env: Callable[[], object], n: int, workers: int | str = "auto
         workers = usable_cpus() if n >= AUTO_MIN_ENVS else 1
     workers = min(int(workers), n)
     return ProcessEnvPool(make_env, n, workers) if workers > 1 else SerialEnvPool(make_env, n)
+
+
+def choose_groups(setting: int | str, pool) -> int:
+    """The number of groups G a rollout on `pool` uses (setting `eval_groups`). `auto`: 2 when worker
+    processes step the envs and there are at least AUTO_MIN_ENVS of them (the encoder then works on one
+    group while the workers step the other), else 1 (lockstep); a number is capped at one group per env."""
+    if setting == "auto":
+        return 2 if isinstance(pool, ProcessEnvPool) and len(pool) >= AUTO_MIN_ENVS else 1
+    return min(int(setting), len(pool))
 
 
 def _task_env(task: str, **kwargs) -> object:

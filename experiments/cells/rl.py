@@ -4,8 +4,9 @@ stable-baselines3 model, learning with periodic evaluation, scores, record.
 The record has the IL record's schema and fields (`experiments/cells/bc.py`), with environment steps in
 place of epochs: `scores.per_eval` is [[env_steps, value], ...] and `best_epoch` / `final_epoch` hold
 the environment step of that evaluation (`scores.unit` says so). Evaluations reuse the IL loop's
-lockstep rollout (`experiments.cells.rollout`): the protocol's episode count, episode i seeded seed + i,
-deterministic actions, one batched encoder forward per step, the same per-episode results.
+rollout (`experiments.cells.rollout`): the protocol's episode count, episode i seeded seed + i,
+deterministic actions, one batched encoder forward per group of envs and step (`eval_groups`), the
+same per-episode results.
 
 CortexBench trains RL heads only on Habitat (ImageNav, MobilePick: DD-PPO / VER in habitat-baselines,
 `experiments/cells/habitat.py`). For the gymnasium suites (MetaWorld, DMC, Adroit, TriFinger) no
@@ -28,7 +29,7 @@ import torch
 
 from encoders.stats import entropy_record, sample_frames, token_norms
 from experiments.cells import CellRun, summarise
-from experiments.cells.envpool import make_pool, task_env_factory
+from experiments.cells.envpool import choose_groups, make_pool, task_env_factory
 from experiments.cells.rollout import rollout
 
 TRAIN_SEED_OFFSET = 1_000_000  # training episode k of a cell is seeded seed + 1_000_000 + k (far from eval seeds)
@@ -65,7 +66,7 @@ def _loss_recorder():
 
 
 def train_and_evaluate(run: CellRun) -> None:
-    """Train an SB3 policy on frozen features with periodic lockstep evaluations; fills `run.record`.
+    """Train an SB3 policy on frozen features with periodic evaluations; fills `run.record`.
     Seeding (python, numpy, torch) is the lifecycle's; SB3 seeds its own generators from `seed`."""
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
@@ -86,6 +87,8 @@ def train_and_evaluate(run: CellRun) -> None:
         eval_pool = make_pool(factory, s.eval_episodes, s.workers)
         run.resources.callback(eval_pool.close)
     eval_seeds = [s.seed + i for i in range(s.eval_episodes)]
+    eval_groups = choose_groups(s.eval_groups, eval_pool)
+    record["provenance"]["eval_groups"] = eval_groups
 
     # 2. The frozen-feature VecEnv: one batched encoder forward per step over all training envs.
     venv = FrozenFeatureVecEnv(
@@ -122,8 +125,8 @@ def train_and_evaluate(run: CellRun) -> None:
         "n_parameters": sum(p.numel() for p in model.policy.parameters()),
     }
 
-    # 4. Evaluation: lockstep rollout with deterministic actions; the first one also yields the
-    #    token norms of the feature-norm-entropy sample.
+    # 4. Evaluation: rollout with deterministic actions; the first one also yields the token norms of
+    #    the feature-norm-entropy sample (frames in the order the groups are encoded).
     actor = DeterministicActor(model)
     evaluations: list[tuple[int, float, list]] = []
     norms: list[np.ndarray] = []
@@ -138,7 +141,7 @@ def train_and_evaluate(run: CellRun) -> None:
         with run.timed("eval"):
             episodes = rollout(
                 eval_pool, eval_seeds, s.horizon, embed, actor, s.history, s.fusion, device,
-                progress=s.progress, desc=f"eval step {steps}",
+                progress=s.progress, desc=f"eval step {steps}", groups=eval_groups,
             )  # fmt: skip
         evaluations.append((steps, task.score(episodes), episodes))
 
