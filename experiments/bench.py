@@ -3,12 +3,17 @@
 Measured in one run, on the same frames and machine, so the ratios mean something; every rate is the median of
 `repeats` measurements (default 3) with their min and max beside it, and the JSON carries the git commit and
 package versions (`provenance`):
-- encoder-only throughput (batched forward over rendered frames);
-- environment-only throughput (step + render, the same worker pool the harness uses);
-- the harness's lockstep evaluation throughput (pool + one batched forward per step + policy);
+- encoder-only throughput (batched forward over rendered frames), at the encoder's default batch size and at
+  each of `batch_sizes` (the table to read on a GPU machine: `device=cuda`);
+- environment-only throughput (step + render, the same worker pool the harness uses), and what renders
+  (the OpenGL renderer string: Mesa's llvmpipe on a CPU, the GPU's driver where MuJoCo renders on a GPU);
+- the harness's evaluation throughput, overlapped (`eval_groups`: one env group steps while the encoder runs
+  on the other) and lockstep (one group), against the bound an overlapped loop can reach, min(encoder, env);
+- peak resident memory of the pool's workers and of this process (a `cortexbench` cell's evaluation pool);
 - a reference-style loop as eai-vc runs it: one environment, a PIL round-trip and a batch-1 forward
   per step (`FrozenEmbeddingWrapper.observation`), and per-seed demo re-encoding with per-frame PIL
-  transforms in chunks of 20 (`train_loop.compute_embeddings`);
+  transforms in chunks of 20 (`train_loop.compute_embeddings`; demo encoding is compared with the fastest of
+  the chunk sizes in `batch_sizes` too);
 - one BC training epoch at the protocol's dataset size;
 - one smoke cell end to end with a cold and a warm embedding cache, and `nox -s screen` on the task likewise
   (screening is demo encoding, once, then a few ridge solves: the warm run is what a second look costs).
@@ -44,6 +49,9 @@ KEYS = {
     "demo_frames": 64,  # frames used to time demo encoding
     "repeats": 3,  # each rate is the median of this many measurements (min and max are reported beside it)
     "workers": "auto",
+    "eval_groups": "auto",  # the harness's env groups (auto | 1 | 2); lockstep (1) is always measured too
+    "device": "auto",  # the encoder's device: auto | cpu | cuda
+    "batch_sizes": "8,20,32,64",  # encoder-only rates and reference demo-encoding chunks at these sizes
     "smoke_cell": True,  # also time one smoke cell with a cold and a warm cache
     "screen": True,  # and `nox -s screen` on the task (smoke budget), cold and warm
     "out": "results/bench",
@@ -56,6 +64,13 @@ def parse(argv: list[str]) -> dict:
     args = parse_key_values(argv, KEYS, "nox -s bench --")
     if args["encoder"] == "state":
         raise SystemExit("error: encoder=state is the simulator's state: there is no encoder to benchmark")
+    try:
+        args["batch_sizes"] = [int(b) for b in str(args["batch_sizes"]).split(",")]
+        assert all(b > 0 for b in args["batch_sizes"])
+    except (ValueError, AssertionError):
+        raise SystemExit(
+            f"error: batch_sizes={args['batch_sizes']!r}: give positive integers, e.g. 8,20,32,64"
+        ) from None
     if args["steps"] < 2:
         raise SystemExit(
             "error: steps must be at least 2 (the harness rate is the difference of a steps- and a 1-step rollout)"
@@ -100,12 +115,13 @@ def reference_transform(spec):
 def run(args: dict) -> dict:
     import encoders
     import tasks
-    from experiments.cells.envpool import SerialEnvPool, make_pool, task_env_factory, usable_cpus
+    from experiments.cells.envpool import SerialEnvPool, choose_groups, make_pool, task_env_factory, usable_cpus
     from experiments.cells.rollout import rollout
     from experiments.provenance import provenance
     from policies import build_head, input_kind
+    from tasks.rendering import gl_renderer
 
-    encoder = encoders.load(args["encoder"], weights=args["weights"])
+    encoder = encoders.load(args["encoder"], weights=args["weights"], device=args["device"])
     spec = tasks.get(args["task"])
     n = args["eval_episodes"] or spec.eval_episodes
     steps, kind, repeats = args["steps"], input_kind(args["policy"]), args["repeats"]
@@ -125,6 +141,7 @@ def run(args: dict) -> dict:
         "torch_threads": torch.get_num_threads(),
         "cpus": usable_cpus(),
         "provenance": provenance(str(encoder.device)),  # git commit and state, package versions, platform
+        "render_backend": gl_renderer(),
     }
 
     def embed(obs):
@@ -150,24 +167,44 @@ def run(args: dict) -> dict:
         frames = pool.reset(range(n))["pixels"]
         # encoder only: batched forwards over the same rendered frames
         encoder.encode(frames[:2])  # warm-up
+
+        def encode_steps(batch_size: int | None) -> float:
+            return _timed(lambda: [encoder.encode(frames, batch_size=batch_size) for _ in range(steps)])[0]
+
+        _repeated(out, "encoder_fps", n * steps, lambda: encode_steps(None), repeats)
+        out["encoder_batch_size"] = encoder.batch_size
+        for size in args["batch_sizes"]:
+            _repeated(out, f"encoder_fps_batch_{size}", n * steps, lambda size=size: encode_steps(size), repeats)
+
+        # the harness: rollouts (reset + steps, one batched forward per env group and step); the difference of a
+        # `steps`-step and a 1-step rollout is `steps - 1` steady-state steps
+        def harness(horizon: int, groups: int) -> float:
+            return _timed(
+                lambda: rollout(pool, list(range(n)), horizon, embed, head, spec.history, spec.fusion, groups=groups)
+            )[0]
+
+        out["eval_groups"] = choose_groups(args["eval_groups"], pool)
         _repeated(
             out,
-            "encoder_fps",
-            n * steps,
-            lambda: _timed(lambda: [encoder.encode(frames) for _ in range(steps)])[0],
+            "harness_fps",
+            n * (steps - 1),
+            lambda: harness(steps, out["eval_groups"]) - harness(1, out["eval_groups"]),
             repeats,
         )
-
-        # the harness: lockstep rollouts (reset + steps, one batched forward per step); the difference of a
-        # `steps`-step and a 1-step rollout is `steps - 1` steady-state steps
-        def harness(horizon: int) -> float:
-            return _timed(lambda: rollout(pool, list(range(n)), horizon, embed, head, spec.history, spec.fusion))[0]
-
-        _repeated(out, "harness_fps", n * (steps - 1), lambda: harness(steps) - harness(1), repeats)
+        _repeated(out, "harness_lockstep_fps", n * (steps - 1), lambda: harness(steps, 1) - harness(1, 1), repeats)
+        peaks = pool.peak_rss_mb()
     finally:
         pool.close()
+    workers = [v for k, v in sorted(peaks.items()) if k != "main"]
+    out["memory"] = {
+        "main_mb": peaks["main"],  # this process: the encoder, the policy, the frames (the envs too without workers)
+        "workers_mb": workers,
+        "per_env_mb": (sum(workers) or peaks["main"]) / n,
+        "cell_mb": peaks["main"] + sum(workers),
+    }
     out["env_reset_s"] = t_reset / n  # per episode, resets spread over the pool
-    out["pipeline_bound_fps"] = 1.0 / (1.0 / out["env_fps"] + 1.0 / out["encoder_fps"])
+    out["pipeline_bound_fps"] = 1.0 / (1.0 / out["env_fps"] + 1.0 / out["encoder_fps"])  # lockstep's bound
+    out["overlap_bound_fps"] = min(out["env_fps"], out["encoder_fps"])  # an overlapped loop's bound
     print(
         f"[bench] env {out['env_fps']:.1f} f/s, encoder {out['encoder_fps']:.1f} f/s, harness {out['harness_fps']:.1f} f/s",
         flush=True,
@@ -198,14 +235,23 @@ def run(args: dict) -> dict:
     # demo encoding: batched (harness) vs per-frame PIL transform + chunks of 20 (reference)
     demo = np.concatenate([frames] * (args["demo_frames"] // len(frames) + 1))[: args["demo_frames"]]
 
-    def reference_demo_encoding():
-        x = torch.cat([transform(f) for f in demo])
-        with torch.inference_mode():
-            for i in range(0, len(x), 20):
-                encoder.module(x[i : i + 20].to(encoder.device))
+    def reference_demo_encoding(chunk: int) -> float:
+        def run_it():
+            x = torch.cat([transform(f) for f in demo])
+            with torch.inference_mode():
+                for i in range(0, len(x), chunk):
+                    encoder.module(x[i : i + chunk].to(encoder.device))
+
+        return _timed(run_it)[0]
 
     _repeated(out, "demo_encode_fps_harness", len(demo), lambda: _timed(lambda: encoder.encode(demo))[0], repeats)
-    _repeated(out, "demo_encode_fps_reference", len(demo), lambda: _timed(reference_demo_encoding)[0], repeats)
+    for size in sorted({20, *args["batch_sizes"]}):  # 20: eai-vc's chunk
+        name = f"demo_encode_fps_reference_{size}"
+        _repeated(out, name, len(demo), lambda size=size: reference_demo_encoding(size), repeats)
+    out["demo_encode_fps_reference"] = out["demo_encode_fps_reference_20"]
+    out["demo_encode_fps_reference_best"] = max(
+        out[f"demo_encode_fps_reference_{size}"] for size in {20, *args["batch_sizes"]}
+    )
 
     # one BC epoch at the protocol's dataset size, timed on a fraction and scaled
     out["train_epoch_s"] = _train_epoch_seconds(head, encoder.spec, spec, kind)
@@ -337,23 +383,45 @@ def _fps(r: dict, name: str) -> str:
 
 def markdown(r: dict) -> str:
     c, p = r["config"], r["projection"]
+    m = r["memory"]
     rows = [
-        ("encoder only (batched forward)", _fps(r, "encoder_fps"), ""),
-        ("environment only (step + render, worker pool)", _fps(r, "env_fps"), ""),
-        ("pipeline bound 1/(1/encoder + 1/env)", f"{r['pipeline_bound_fps']:.1f} frames/s", ""),
+        (f"encoder only (batched forward, batch {r['encoder_batch_size']})", _fps(r, "encoder_fps"), ""),
+        *[(f"encoder only, batch {size}", _fps(r, f"encoder_fps_batch_{size}"), "") for size in c["batch_sizes"]],
+        ("environment only (step + render, worker pool)", _fps(r, "env_fps"), f"renderer: {r['render_backend']}"),
+        ("lockstep bound 1/(1/encoder + 1/env)", f"{r['pipeline_bound_fps']:.1f} frames/s", ""),
+        ("overlap bound min(encoder, env)", f"{r['overlap_bound_fps']:.1f} frames/s", ""),
         ("episode reset, worker pool / one env", f"{r['env_reset_s']:.3f} s / {r['reference_reset_s']:.3f} s", ""),
         (
-            "harness lockstep evaluation",
+            f"harness evaluation ({r['eval_groups']} env group(s))",
             _fps(r, "harness_fps"),
-            f"{r['harness_fps'] / r['pipeline_bound_fps']:.2f}x pipeline bound",
+            f"{r['harness_fps'] / r['overlap_bound_fps']:.2f}x overlap bound",
+        ),
+        (
+            "harness evaluation, lockstep (1 group)",
+            _fps(r, "harness_lockstep_fps"),
+            f"{r['harness_lockstep_fps'] / r['pipeline_bound_fps']:.2f}x lockstep bound",
         ),
         (
             "reference-style loop (PIL + batch-1 per step)",
             _fps(r, "reference_fps"),
             f"harness {r['harness_fps'] / r['reference_fps']:.2f}x faster per frame",
         ),
-        ("demo encoding, harness (batched)", _fps(r, "demo_encode_fps_harness"), ""),
-        ("demo encoding, reference (PIL, chunks of 20)", _fps(r, "demo_encode_fps_reference"), ""),
+        (
+            f"demo encoding, harness (batch {r['encoder_batch_size']})",
+            _fps(r, "demo_encode_fps_harness"),
+            f"{r['demo_encode_fps_harness'] / r['demo_encode_fps_reference']:.2f}x reference (20), "
+            f"{r['demo_encode_fps_harness'] / r['demo_encode_fps_reference_best']:.2f}x its fastest chunk",
+        ),
+        *[
+            (f"demo encoding, reference (PIL, chunks of {size})", _fps(r, f"demo_encode_fps_reference_{size}"), "")
+            for size in sorted({20, *c["batch_sizes"]})
+        ],
+        (
+            "peak memory, evaluation pool",
+            f"{m['cell_mb']:.0f} MiB",
+            f"this process {m['main_mb']:.0f}, workers {', '.join(f'{w:.0f}' for w in m['workers_mb']) or '-'};"
+            f" {m['per_env_mb']:.0f} MiB per env",
+        ),
         ("BC epoch at protocol size", f"{r['train_epoch_s']:.2f} s", ""),
         *_smoke_rows(r["smoke_cell"]),
         *_screen_rows(r.get("screen")),
@@ -366,7 +434,7 @@ def markdown(r: dict) -> str:
     ]
     head = (
         f"# Benchmark: {c['encoder']} ({c['weights']} weights) on {c['task']}\n\n"
-        f"{c['eval_episodes']} environments in lockstep, {c['steps']} steps each, render quality {c['render_quality']}; "
+        f"{c['eval_episodes']} environments, {c['steps']} steps each, render quality {c['render_quality']}; "
         f"rates: median (min–max) of {c.get('repeats', 1)} repeats; "
         f"policy {c['policy']}; device {r['device']}, {r['cpus']} CPUs, {r['torch_threads']} torch threads.\n\n"
     )

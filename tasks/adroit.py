@@ -111,7 +111,7 @@ class AdroitEnv(gym.Env):
         self._env = env_class(spec.env_id)()
         self.model, self.data = self._env.model, self._env.data
         apply_quality(self.model, quality)
-        self._camera = Camera(self.model, spec.camera, render_size) if render else None
+        self._camera = Camera(self.model, spec.camera, render_size, share=f"{spec.name}/{quality}") if render else None
         self.spec_ = spec
         self.horizon = horizon
         self._t = 0

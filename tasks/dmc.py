@@ -38,8 +38,9 @@ after `action_repeat` control steps (dmc2gym records `internal_state` before eac
 
 Other choices, and what could not be matched:
 - Rendering quality `fast` sets `offsamples = 0` and turns off shadow casting on the physics model
-  before dm_control creates its rendering context (tasks/rendering.py); `faithful` keeps MuJoCo's
-  defaults, as dm_control renders them.
+  before the rendering context is created (tasks/rendering.py); `faithful` keeps MuJoCo's
+  defaults, as dm_control renders them. Frames come from tasks/rendering.py's `Camera` (one context shared
+  by a task's envs in a process), pixel for pixel what dm_control's `physics.render` gives.
 - `visualize_reward` is on (`VISUALIZE_REWARD`; task version 2, v1 had it off): the body's and effector's
   materials blend from their default colours to green as the reward nears 1 (dm_control `suite/base.py`
   `_set_reward_colors`, set after every step and at reset). dmc2gym's `make(..., visualize_reward=True,
@@ -153,7 +154,7 @@ class DMCEnv(gym.Env):
     def __init__(self, spec: TaskSpec, render_size: int, quality: str, horizon: int, render: bool = True):
         from dm_control import suite
 
-        from tasks.rendering import apply_quality
+        from tasks.rendering import Camera, apply_quality
 
         domain, task = spec.env_id.split("-", 1)
         self._env = suite.load(domain, task, task_kwargs={"random": 0}, visualize_reward=VISUALIZE_REWARD)
@@ -166,7 +167,9 @@ class DMCEnv(gym.Env):
         self.spec_ = spec
         self.horizon = horizon
         self.render_size = render_size
-        self._render = render
+        self._camera = (
+            Camera(self.physics.model.ptr, CAMERA_ID, render_size, share=f"{spec.name}/{quality}") if render else None
+        )
         self._t = 0
         self._state: np.ndarray | None = None
         action_spec = self._env.action_spec()
@@ -183,12 +186,14 @@ class DMCEnv(gym.Env):
         self.observation_space = gym.spaces.Dict(spaces)
 
     def render(self) -> np.ndarray:
-        """The current frame: uint8 [size, size, 3], upright (dm_control flips MuJoCo's bottom-up rows)."""
-        return self.physics.render(self.render_size, self.render_size, camera_id=CAMERA_ID)
+        """The current frame: uint8 [size, size, 3], upright; the same pixels as dm_control's
+        `physics.render(size, size, camera_id=0)`, through the task's shared rendering context (tasks/rendering.py)."""
+        assert self._camera is not None, "created with render=False"
+        return self._camera.render(self.physics.data.ptr)
 
     def _observation(self) -> dict[str, np.ndarray]:
         obs = {"proprio": np.zeros(0, np.float32), "state": self._state}
-        if self._render:
+        if self._camera is not None:
             obs["pixels"] = self.render()
         return obs
 
@@ -247,6 +252,8 @@ class DMCEnv(gym.Env):
             task.visualize_reward = previous
 
     def close(self):
+        if self._camera is not None:
+            self._camera.close()
         self.physics.free()
 
 

@@ -127,7 +127,7 @@ class MetaWorldEnv(gym.Env):
         env.seeded_rand_vec = True  # ... drawn from the env's seeded generator
         apply_quality(env.model, quality)
         self._env = env
-        self._camera = Camera(env.model, spec.camera, render_size) if render else None
+        self._camera = Camera(env.model, spec.camera, render_size, share=f"{spec.name}/{quality}") if render else None
         self.spec_ = spec
         self.horizon = horizon
         self._t = 0

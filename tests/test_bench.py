@@ -24,6 +24,8 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
         "demo_frames=4",
         "smoke_cell=false",
         "screen=false",
+        "eval_groups=2",
+        "batch_sizes=1,4",
         f"out={tmp_path}",
     ]
     result = subprocess.run(
@@ -40,8 +42,22 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
         "train_epoch_s",
         "demo_encode_fps_harness",
         "demo_encode_fps_reference",
+        "harness_lockstep_fps",
+        "overlap_bound_fps",
+        "encoder_fps_batch_1",
+        "encoder_fps_batch_4",
+        "demo_encode_fps_reference_1",
+        "demo_encode_fps_reference_4",
     ):
         assert report[key] > 0, key
+    assert report["demo_encode_fps_reference_best"] == max(
+        report[f"demo_encode_fps_reference_{size}"] for size in (1, 4, 20)
+    )
+    assert report["eval_groups"] == 2 and report["overlap_bound_fps"] == min(report["env_fps"], report["encoder_fps"])
+    memory = report["memory"]  # two envs: no worker processes, everything in the bench's own process
+    assert memory["workers_mb"] == [] and memory["cell_mb"] == memory["main_mb"] > 100
+    assert memory["per_env_mb"] == pytest.approx(memory["main_mb"] / 2)
+    assert report["render_backend"].strip()  # the GL renderer string (Mesa's llvmpipe on a CPU machine)
     # a pipeline that must both simulate and encode every frame is slower than either alone, and at worst
     # half as fast as the slower one (when both take equally long)
     for name, (low, high) in report["spread"].items():  # each rate: the median of 3 repeats, between their extremes
@@ -56,7 +72,9 @@ def test_bench_writes_ratios_and_the_projection_formula(tmp_path):
     assert projection["harness_s"] > 0 and projection["reference_s"] > 0
     assert "S*2*F_eval/reference_fps" in projection["formula"]
     markdown = (tmp_path / "random-vit-tiny_metaworld-drawer-open.md").read_text()
-    assert "| harness lockstep evaluation |" in markdown and "x pipeline bound" in markdown
+    assert "| harness evaluation (2 env group(s)) |" in markdown and "x overlap bound" in markdown
+    assert "| harness evaluation, lockstep (1 group) |" in markdown and "x lockstep bound" in markdown
+    assert "| peak memory, evaluation pool |" in markdown and "| encoder only, batch 4 |" in markdown
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     assert report["provenance"]["git"]["sha"] == head and "torch" in report["provenance"]["packages"]
 

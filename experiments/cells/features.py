@@ -70,10 +70,11 @@ def embed_demos(
     kind: str,
     cache: EmbeddingCache,
     dtype: str = "float32",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Embeddings of every demo frame (`kind` = vector | spatial) and the entropy sample's token norms."""
+    """Embeddings of every demo frame (`kind` = vector | spatial) and the entropy sample's token norms;
+    `batch_size` frames per forward (default: the encoder's, which is its device's)."""
     from tqdm.auto import tqdm
 
     if dtype not in STORAGE_DTYPES:
@@ -84,13 +85,14 @@ def embed_demos(
         sample = set(sample_frames(demos.n_frames).tolist())
         chunks, norms = [], []
         offset = 0
+        size = batch_size or encoder.batch_size
         with tqdm(
             total=demos.n_frames, desc=f"embed {demos.task}", unit="frame", disable=None if progress else True
         ) as bar:
             for demo in demos.demos:
                 frames = demo.frames[: len(demo)]
-                for start in range(0, len(frames), batch_size):
-                    out = encoder.encode(frames[start : start + batch_size], batch_size=batch_size)
+                for start in range(0, len(frames), size):
+                    out = encoder.encode(frames[start : start + size], batch_size=size)
                     chunks.append((out.vector if kind == "vector" else out.tokens).numpy().astype(dtype))
                     picked = [i for i in range(len(out.tokens)) if offset + start + i in sample]
                     if picked:
