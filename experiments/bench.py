@@ -183,7 +183,7 @@ def run(args: dict) -> dict:
                 lambda: rollout(pool, list(range(n)), horizon, embed, head, spec.history, spec.fusion, groups=groups)
             )[0]
 
-        out["eval_groups"] = choose_groups(args["eval_groups"], pool)
+        out["eval_groups"] = choose_groups(args["eval_groups"], pool, encoder.device.type)
         _repeated(
             out,
             "harness_fps",

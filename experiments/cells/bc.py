@@ -105,7 +105,7 @@ def train_and_evaluate(run: CellRun) -> None:
         )
         pool = make_pool(make_env, s.eval_episodes, s.workers)
         run.resources.callback(pool.close)
-    groups = choose_groups(s.eval_groups, pool)
+    groups = choose_groups(s.eval_groups, pool, encoder.device.type)
     record["provenance"]["eval_groups"] = groups
     seeds = [s.seed + i for i in range(s.eval_episodes)]
     next_starts = start_options(task, s.eval_starts, s.seed, s.eval_episodes)

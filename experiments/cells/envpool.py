@@ -319,12 +319,15 @@ def make_pool(make_env: Callable[[], object], n: int, workers: int | str = "auto
     return ProcessEnvPool(make_env, n, workers) if workers > 1 else SerialEnvPool(make_env, n)
 
 
-def choose_groups(setting: int | str, pool) -> int:
-    """The number of groups G a rollout on `pool` uses (setting `eval_groups`). `auto`: 2 when worker
-    processes step the envs and there are at least AUTO_MIN_ENVS of them (the encoder then works on one
-    group while the workers step the other), else 1 (lockstep); a number is capped at one group per env."""
+def choose_groups(setting: int | str, pool, encoder_device: str = "cpu") -> int:
+    """The number of groups G a rollout on `pool` uses (setting `eval_groups`). `auto`: 2 when the encoder runs
+    on an accelerator while worker processes step at least AUTO_MIN_ENVS envs (the encoder then works on one
+    group while the CPUs step the other), else 1 (lockstep). On a CPU-only machine the encoder and the workers
+    share the cores, and overlapping them measured slower (`nox -s bench`: 6.9 vs 9.3 frames/s, docs/speed.md).
+    A number is capped at one group per env."""
     if setting == "auto":
-        return 2 if isinstance(pool, ProcessEnvPool) and len(pool) >= AUTO_MIN_ENVS else 1
+        overlap = encoder_device != "cpu" and isinstance(pool, ProcessEnvPool) and len(pool) >= AUTO_MIN_ENVS
+        return 2 if overlap else 1
     return min(int(setting), len(pool))
 
 

@@ -87,7 +87,7 @@ def train_and_evaluate(run: CellRun) -> None:
         eval_pool = make_pool(factory, s.eval_episodes, s.workers)
         run.resources.callback(eval_pool.close)
     eval_seeds = [s.seed + i for i in range(s.eval_episodes)]
-    eval_groups = choose_groups(s.eval_groups, eval_pool)
+    eval_groups = choose_groups(s.eval_groups, eval_pool, encoder.device.type)
     record["provenance"]["eval_groups"] = eval_groups
 
     # 2. The frozen-feature VecEnv: one batched encoder forward per step over all training envs.
