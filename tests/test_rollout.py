@@ -197,6 +197,8 @@ def test_peak_memory_of_each_worker_and_of_this_process():
         assert set(peaks) == {"main", "worker0", "worker1"}
         assert all(isinstance(v, float) and 10 < v < 1e6 for v in peaks.values()), peaks  # MiB, not KiB or bytes
         assert set(serial.peak_rss_mb()) == {"main"} and serial.peak_rss_mb()["main"] > 10
+        # workers hold environments, not the main process's torch and encoders (spawn would re-import them)
+        assert [stats["imports_torch"] for stats in pool.worker_stats()] == [False, False]
     finally:
         pool.close()
         serial.close()

@@ -16,18 +16,19 @@ envs) and none idles while a group steps. The serial pool does the step at submi
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
-import resource
+import socket
+import subprocess
 import sys
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
+from multiprocessing.connection import Connection
 
 import numpy as np
 
-StepResult = tuple[dict, float, bool, dict]  # observation, reward, terminated, info
+from experiments.envworker import EnvGroup, StepResult, peak_rss_mb_of_this_process, task_env_factory
+
+__all__ = ["ProcessEnvPool", "SerialEnvPool", "choose_groups", "group_ranges", "make_pool", "task_env_factory"]
 
 
 def group_ranges(n: int, groups: int) -> list[range]:
@@ -36,52 +37,6 @@ def group_ranges(n: int, groups: int) -> list[range]:
         raise ValueError(f"cannot split {n} envs into {groups} groups")
     sizes = [n // groups + (1 if g < n % groups else 0) for g in range(groups)]
     return [range(sum(sizes[:g]), sum(sizes[: g + 1])) for g in range(groups)]
-
-
-def peak_rss_mb_of_this_process() -> float:
-    """This process's peak resident memory in MiB (ru_maxrss is in KiB on Linux, in bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
-
-
-class EnvGroup:
-    """The environments held by one process (local indices 0..n-1); finished (terminated) ones repeat
-    their last observation."""
-
-    def __init__(self, make_env: Callable[[], object], n: int):
-        self.envs = [make_env() for _ in range(n)]
-        self._last: list[dict] = []
-
-    def reset(self, seeds: Sequence[int], options: Sequence[dict | None] | None = None) -> list[dict]:
-        """Reset env i with seeds[i] and, if given, the env's reset options[i] (e.g. a start state's generator)."""
-        options = options if options is not None else [None] * len(self.envs)
-        self._last = [
-            env.reset(seed=int(s), **({} if o is None else {"options": o}))[0]
-            for env, s, o in zip(self.envs, seeds, options, strict=True)
-        ]
-        return self._last
-
-    def reset_some(self, indices: Sequence[int], seeds: Sequence[int]) -> list[dict]:
-        """Reset only the envs at `indices` (local to this group), each with its seed (RL autoreset)."""
-        for i, s in zip(indices, seeds, strict=True):
-            self._last[i] = self.envs[i].reset(seed=int(s))[0]
-        return [self._last[i] for i in indices]
-
-    def step(self, actions: np.ndarray, active: np.ndarray, indices: Sequence[int] | None = None) -> list[StepResult]:
-        """Step the envs at `indices` (default: all), the k-th of them with actions[k] if active[k]."""
-        results: list[StepResult] = []
-        for k, i in enumerate(range(len(self.envs)) if indices is None else indices):
-            if active[k]:
-                obs, reward, terminated, _, info = self.envs[i].step(actions[k])
-                self._last[i] = obs
-                results.append((obs, float(reward), bool(terminated), info))
-            else:
-                results.append((self._last[i], 0.0, True, {}))
-        return results
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
 
 
 def _stack_observations(observations: list[dict]) -> dict[str, np.ndarray]:
@@ -155,36 +110,9 @@ class SerialEnvPool:
         self.group.close()
 
 
-def _worker(connection, make_env: Callable[[], object], n: int) -> None:
-    """Serve reset/reset_some/step/stats/close commands for `n` environments, in order, until told to stop."""
-    group = None
-    try:
-        group = EnvGroup(make_env, n)
-        connection.send(("ready", None))
-        while True:
-            command, payload = connection.recv()
-            if command == "reset":
-                connection.send(("ok", group.reset(*payload)))
-            elif command == "step":
-                connection.send(("ok", group.step(*payload)))
-            elif command == "reset_some":
-                connection.send(("ok", group.reset_some(*payload)))
-            elif command == "stats":
-                connection.send(("ok", {"peak_rss_mb": peak_rss_mb_of_this_process()}))
-            elif command == "close":
-                break
-    except (EOFError, KeyboardInterrupt):  # the main process went away
-        pass
-    except Exception:
-        connection.send(("error", traceback.format_exc()))
-    finally:
-        if group is not None:
-            group.close()
-        connection.close()
-
-
 class ProcessEnvPool:
-    """Environments spread over `workers` processes (spawned, so EGL and torch state are never forked),
+    """Environments spread over `workers` processes (fresh interpreters running experiments.envworker, so
+    EGL and torch state are never forked and the workers import neither torch nor the main module),
     env i on worker i % workers; commands go to every worker concerned first, then replies are collected,
     so the workers step and render in parallel (and, with `submit_step`, while this process encodes).
 
@@ -194,15 +122,18 @@ class ProcessEnvPool:
     def __init__(self, make_env: Callable[[], object], n: int, workers: int):
         self.workers = max(1, min(workers, n))
         self.n = n
-        context = mp.get_context("spawn")
         self.connections, self.processes = [], []
+        # the workers find what the main process finds (its sys.path: the checkout, tests/ under pytest)
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
         for w in range(self.workers):
-            parent, child = context.Pipe()
-            size = len(range(w, n, self.workers))
-            process = context.Process(target=_worker, args=(child, make_env, size), daemon=True)
-            process.start()
+            parent, child = socket.socketpair()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "experiments.envworker", str(child.fileno())], pass_fds=[child.fileno()], env=env
+            )
             child.close()
-            self.connections.append(parent)
+            connection = Connection(parent.detach())
+            connection.send((make_env, len(range(w, n, self.workers))))
+            self.connections.append(connection)
             self.processes.append(process)
         for connection in self.connections:
             self._receive(connection)
@@ -277,12 +208,16 @@ class ProcessEnvPool:
         """The results of `group`'s submitted step: observations, rewards, terminated, infos of its envs."""
         return _stack_results(self._collect(self.pending.pop(group), len(group)))
 
-    def peak_rss_mb(self) -> dict[str, float]:
-        """Peak resident memory in MiB of this process and of each worker: {"main": ..., "worker0": ...}."""
-        self.pending.check_idle("peak_rss_mb")
+    def worker_stats(self) -> list[dict]:
+        """Per worker: its peak resident memory (`peak_rss_mb`) and whether it imported torch (`imports_torch`)."""
+        self.pending.check_idle("worker_stats")
         for connection in self.connections:
             connection.send(("stats", None))
-        workers = {f"worker{w}": self._receive(c)["peak_rss_mb"] for w, c in enumerate(self.connections)}
+        return [self._receive(connection) for connection in self.connections]
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Peak resident memory in MiB of this process and of each worker: {"main": ..., "worker0": ...}."""
+        workers = {f"worker{w}": stats["peak_rss_mb"] for w, stats in enumerate(self.worker_stats())}
         return {"main": peak_rss_mb_of_this_process(), **workers}
 
     def close(self) -> None:
@@ -290,9 +225,11 @@ class ProcessEnvPool:
             with contextlib.suppress(BrokenPipeError, OSError):
                 connection.send(("close", None))
         for process in self.processes:
-            process.join(timeout=10)
-            if process.is_alive():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 process.terminate()
+                process.wait()
 
 
 AUTO_MIN_ENVS = 4  # below this, spawning workers costs more than it saves
@@ -329,14 +266,3 @@ def choose_groups(setting: int | str, pool, encoder_device: str = "cpu") -> int:
         overlap = encoder_device != "cpu" and isinstance(pool, ProcessEnvPool) and len(pool) >= AUTO_MIN_ENVS
         return 2 if overlap else 1
     return min(int(setting), len(pool))
-
-
-def _task_env(task: str, **kwargs) -> object:
-    import tasks
-
-    return tasks.get(task).make_env(**kwargs)
-
-
-def task_env_factory(task: str, **kwargs) -> Callable[[], object]:
-    """A picklable `make_env` for worker processes: `tasks.get(task).make_env(**kwargs)`."""
-    return partial(_task_env, task, **kwargs)
