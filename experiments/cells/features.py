@@ -114,6 +114,16 @@ def state_features(demos: DemoSet) -> tuple[np.ndarray, None, dict]:
     return states, None, {"hit": None, "mode": "none: the state reference has no embeddings"}
 
 
+def policy_inputs(
+    encoder, demos: DemoSet, kind: str, cache: EmbeddingCache, dtype: str = "float32", progress: bool = True
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """What the policy reads at every demo step, the one place that tells the two apart: the encoder's
+    embeddings (`embed_demos`, cached) or, for the state reference, the states (`state_features`)."""
+    if encoder.observation == "state":
+        return state_features(demos)
+    return embed_demos(encoder, demos, kind, cache, dtype=dtype, progress=progress)
+
+
 def demo_features(
     encoder,
     demos: DemoSet,
@@ -123,10 +133,7 @@ def demo_features(
     dtype: str = "float32",
     progress: bool = True,
 ) -> DemoFeatures:
-    if encoder.observation == "state":
-        embeddings, norms, info = state_features(demos)
-    else:
-        embeddings, norms, info = embed_demos(encoder, demos, kind, cache, dtype=dtype, progress=progress)
+    embeddings, norms, info = policy_inputs(encoder, demos, kind, cache, dtype=dtype, progress=progress)
     lengths = [len(d) for d in demos.demos]
     if embeddings.shape[0] != sum(lengths):
         raise RuntimeError(f"{embeddings.shape[0]} embeddings for {sum(lengths)} demo frames")

@@ -32,7 +32,7 @@ import torch
 
 from encoders.cache import EmbeddingCache
 from experiments.cells import CellRun, summarise
-from experiments.cells.features import cell_demos, embed_demos, entropy_block, state_features
+from experiments.cells.features import cell_demos, entropy_block, policy_inputs
 from policies import build_head
 from policies.trifinger_mlp import with_goal
 from tasks.spec import Episode
@@ -172,13 +172,9 @@ def train_and_evaluate(run: CellRun) -> None:
         return out.vector if kind == "vector" else out.tokens
 
     with run.timed("embed"):
-        if observation == "state":
-            embeddings, norms, record["cache"] = state_features(train)
-        else:
-            cache = EmbeddingCache(mode=s.cache)
-            embeddings, norms, record["cache"] = embed_demos(
-                encoder, train, kind, cache, dtype=s.cache_dtype, progress=s.progress
-            )
+        embeddings, norms, record["cache"] = policy_inputs(
+            encoder, train, kind, EmbeddingCache(mode=s.cache), dtype=s.cache_dtype, progress=s.progress
+        )
         data = training_set(embeddings, train, task.goal_image)
         goals = embed(np.stack([d.observations(observation)[-1] for d in test.demos])) if task.goal_image else None
     record["feature_norm_entropy"] = entropy_block(norms, s.entropy_bins)
