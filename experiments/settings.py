@@ -220,7 +220,7 @@ def validate(s: CellSettings) -> None:
     if not (s.eval_groups == "auto" or (type(s.eval_groups) is int and s.eval_groups in EVAL_GROUPS)):
         raise SettingError(
             f"eval_groups={s.eval_groups!r} is not one of {', '.join(map(str, EVAL_GROUPS))} "
-            "(auto: 2 with worker processes and at least 4 episodes, else 1; 1: lockstep)"
+            "(auto: 2 with the encoder on a GPU, worker processes and at least 4 episodes, else 1; 1: lockstep)"
         )
     if s.rl is not None:
         for key in ("total_steps", "eval_every", "n_envs"):

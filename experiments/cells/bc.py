@@ -4,7 +4,8 @@ record around it: `experiments.cells`).
 
 This is CortexBench's `bc_pvr_train_loop` (eai-vc `train_loop.py`) with its protocol kept and its
 costs removed: embeddings are cached across seeds and policies, and evaluation episodes run together,
-the encoder working on one group of them while worker processes step the other (`eval_groups`).
+in lockstep or, with the encoder on a GPU, the encoder working on one group of them while worker
+processes step the other (`eval_groups`).
 """
 
 from __future__ import annotations
