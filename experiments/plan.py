@@ -41,7 +41,7 @@ from encoders.weights import (
     WeightsNotSupportedError,
     resolve_weights,
 )
-from experiments.records import SCHEMA_VERSION, cell_record_path, inspect_record, is_done, lock_path
+from experiments.records import SCHEMA_VERSION, cell_record_path, inspect_record, is_done, lock_path, resume_path
 from experiments.settings import CellSettings, SettingError, resolve_settings
 from policies import get_policy
 from tasks.demos import DemosNotFoundError
@@ -284,6 +284,8 @@ def cell_state(cell: Cell) -> tuple[str, str]:
         return "failed", f"{error.get('type', 'error')}: {message}"
     if record:
         return "missing", f"record has schema_version {record.get('schema_version')!r}, not {SCHEMA_VERSION}: rerun it"
+    if resume_path(cell.path).exists():
+        return "missing", "stopped part-way: the next run continues after its last evaluation"
     return "missing", ""
 
 

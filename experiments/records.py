@@ -64,6 +64,12 @@ def lock_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+def resume_path(path: Path) -> Path:
+    """Where a cell whose record is `path` keeps its training progress until the record is written
+    (`experiments.cells.resume`)."""
+    return path.with_name(f".{path.name}.resume")
+
+
 def inspect_record(path: Path) -> tuple[dict | None, str | None]:
     """(record, None) for a readable record; (None, None) when there is none; (None, problem) when the file
     is corrupt: not UTF-8, not JSON (e.g. truncated), not a JSON object, or an ok record missing fields."""

@@ -9,7 +9,8 @@ cell's record (ok, or failed with the error) and exits; its log is `<folder>/<ar
 `<folder>/cells.json` names the record of each array task (for `nox -s status`). Resources come from
 `experiments/conf/hydra/launcher/slurm.yaml`, the config the hydra-submitit launcher uses, changed with
 the same overrides (`hydra.launcher.timeout_min=600`). Preempted or failed nodes requeue their task
-(`--requeue`); a killed or timed-out cell leaves no record. To resume after failures or time-outs, run
+(`--requeue`); a killed or timed-out cell leaves no record (a MuJoCo imitation cell leaves its progress, and
+continues from its last evaluation: `experiments.cells.resume`). To resume after failures or time-outs, run
 the same command again: the new script holds only the cells without an ok record (`--all` keeps every
 cell; eval skips finished ones anyway). `nox -s status -- <same overrides>` shows progress, with the
 SLURM job id and state of every cell that is queued or running (`queued_jobs`, from `squeue`).

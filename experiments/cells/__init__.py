@@ -36,6 +36,7 @@ from experiments.records import (
     inspect_record,
     lock_path,
     read_ok_record,
+    resume_path,
     write_record,
 )
 from experiments.settings import CellSettings
@@ -87,6 +88,7 @@ class CellRun:
     path: Path
     record: dict
     resources: ExitStack = field(default_factory=ExitStack)
+    started: float = field(default_factory=time.perf_counter)
 
     @property
     def timing(self) -> dict:
@@ -94,6 +96,10 @@ class CellRun:
 
     def timed(self, stage: str):
         return timed(self.timing, stage)
+
+    def elapsed(self) -> float:
+        """Seconds since this run of the cell started."""
+        return time.perf_counter() - self.started
 
     @property
     def label(self) -> str:
@@ -143,7 +149,7 @@ def error_info(err: BaseException) -> dict:
 def execute(run: CellRun) -> dict:
     """Run the policy's body on `run` and write the record, ok or failed; returns it."""
     body: Callable[[CellRun], None] = run.policy.load_body()
-    start = time.perf_counter()
+    run.started = time.perf_counter()
     try:
         with run.resources, torch_threads(run.encoder.torch_threads):
             seed_everything(run.settings.seed)
@@ -153,8 +159,8 @@ def execute(run: CellRun) -> dict:
     except Exception as err:
         run.record["status"] = "failed"
         run.record["error"] = error_info(err)
-    finally:
-        run.timing["total"] = round(time.perf_counter() - start, 3)
+    finally:  # a resumed cell's earlier runs are in timing already (`experiments.cells.resume`)
+        run.timing["total"] = round(run.timing.get("total", 0.0) + run.elapsed(), 3)
     run.record["conformance"] = stamp(run.record, run.settings, run.encoder.weights.kind)
     if run.record["status"] != "ok" and read_ok_record(run.path) is not None:  # overwrite=true that failed
         kept = failed_rerun_path(run.path)
@@ -162,6 +168,8 @@ def execute(run: CellRun) -> dict:
         print(f"[keep] {run.path} stays (ok); the failed rerun's record is {kept}", file=sys.stderr, flush=True)
         return run.record | {"_kept_ok": True}
     write_record(run.path, run.record)
+    if run.record["status"] == "ok":
+        resume_path(run.path).unlink(missing_ok=True)
     return run.record
 
 

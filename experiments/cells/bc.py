@@ -18,6 +18,7 @@ from encoders.cache import EmbeddingCache
 from experiments.cells import CellRun, summarise
 from experiments.cells.envpool import choose_groups, make_pool, task_env_factory
 from experiments.cells.features import cell_demos, demo_features
+from experiments.cells.resume import Checkpoint
 from experiments.cells.rollout import rollout, start_options
 from policies import build_head
 
@@ -116,10 +117,12 @@ def train_and_evaluate(run: CellRun) -> None:
         return out.vector if kind == "vector" else out.tokens
 
     # 5. Behaviour cloning (MSE on actions), evaluating at epochs eval_every, 2*eval_every, ... and the last.
+    #    A cell stopped part-way continues after its last evaluation (`experiments.cells.resume`).
     generator = torch.Generator().manual_seed(s.seed)
-    losses, evaluations = [], []
+    checkpoint = Checkpoint(run)
+    start, losses, evaluations = checkpoint.restore(head, optimizer, generator, on_evaluation=next_starts)
     epochs = tqdm(
-        range(s.epochs), desc=f"train {s.task} seed={s.seed}", unit="epoch", disable=None if s.progress else True
+        range(start, s.epochs), desc=f"train {s.task} seed={s.seed}", unit="epoch", disable=None if s.progress else True
     )
     for epoch in epochs:
         with run.timed("train"):
@@ -141,6 +144,7 @@ def train_and_evaluate(run: CellRun) -> None:
                     groups=groups,
                 )
             evaluations.append((epoch, task.score(episodes), episodes))
+            checkpoint.save(epoch, head, optimizer, generator, losses, evaluations)
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", score=f"{evaluations[-1][1]:.1f}")
 
     # 6. Scores: the final evaluation and the best over evaluations (CortexBench's `highest_*`).
