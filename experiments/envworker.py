@@ -61,13 +61,17 @@ class EnvGroup:
                 results.append((self._last[i], 0.0, True, {}))
         return results
 
+    def attribute(self, name: str, indices: Sequence[int]) -> list:
+        """`env.<name>` of the envs at `indices` (None where an env has no such attribute)."""
+        return [getattr(self.envs[i], name, None) for i in indices]
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
 
 
 def serve(connection) -> None:
-    """Receive `(make_env, n)`, then serve reset/reset_some/step/stats/close commands for those `n`
+    """Receive `(make_env, n)`, then serve reset/reset_some/step/attribute/stats/close commands for those `n`
     environments, in order, until told to stop or the main process goes away."""
     group = None
     try:
@@ -82,6 +86,8 @@ def serve(connection) -> None:
                 connection.send(("ok", group.step(*payload)))
             elif command == "reset_some":
                 connection.send(("ok", group.reset_some(*payload)))
+            elif command == "attribute":
+                connection.send(("ok", group.attribute(*payload)))
             elif command == "stats":
                 stats = {"peak_rss_mb": peak_rss_mb_of_this_process(), "imports_torch": "torch" in sys.modules}
                 connection.send(("ok", stats))

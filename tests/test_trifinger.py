@@ -374,3 +374,63 @@ def test_theia_smoke_eval_of_move_cube_trains_the_conv_head_on_spatial_tokens(tm
     scores = record["scores"]
     assert [e for e, _ in scores["per_eval"]] == [0, 1] and len(scores["train_loss"]) == 1
     assert 0 <= scores["final"] <= 100 and [e["seed"] for e in record["episodes"]["final"]] == [100, 101]
+
+
+class _LinearHead(torch.nn.Module):
+    """A fixed linear policy on [state | goal state | fingertips]: enough to push the cube somewhere."""
+
+    def __init__(self, inputs: int, actions: int):
+        super().__init__()
+        self.layer = torch.nn.Linear(inputs, actions)
+        torch.nn.init.normal_(self.layer.weight, std=20.0, generator=torch.Generator().manual_seed(3))
+
+    @torch.no_grad()
+    def act(self, features, ft_pos):
+        return self.layer(torch.cat([features, ft_pos], dim=1))
+
+
+def test_evaluation_in_worker_processes_is_the_evaluation_of_envs_stepped_here():
+    """`evaluate` on a serial pool and on two worker processes gives the values of a plain loop over envs
+    made here, at a first and a second evaluation (each env runs the same demo every time: pybullet keeps
+    some state across resets, so an env's history must not depend on where it lives)."""
+    from experiments.cells.envpool import make_pool, task_env_factory
+    from experiments.cells.trifinger import evaluate
+
+    horizon, n = MOVE_CUBE.horizon, 3
+    test = MOVE_CUBE.demos(split="test", n=n, source="scripted", quality="fast", progress=False)
+    goals = torch.from_numpy(np.stack([d.observations("state")[-1] for d in test.demos])).float()
+    head = _LinearHead(7 + 7 + 9, MOVE_CUBE.action_dim)
+
+    def embed(states):
+        return torch.from_numpy(np.asarray(states)).float()
+
+    envs = [MOVE_CUBE.make_env(render=False, horizon=horizon) for _ in range(n)]
+    here = []
+    for _ in range(2):
+        obs = [
+            env.reset(options={"initial_state": d.initial_state})[0] for env, d in zip(envs, test.demos, strict=True)
+        ]
+        values = np.zeros((n, horizon))
+        for t in range(horizon):
+            features = torch.cat([embed(np.stack([o["state"] for o in obs])), goals], dim=1)
+            ft_pos = torch.from_numpy(np.stack([o["proprio"] for o in obs])).float()
+            actions = head.act(features, ft_pos).numpy()
+            for i, env in enumerate(envs):
+                obs[i], _, _, _, info = env.step(actions[i])
+                values[i, t] = info["scaled_success"]
+        here.append(values)
+    for env in envs:
+        env.close()
+    assert np.ptp(here[0]) > 0  # the values move (the fingers disturb the cube): the comparison means something
+
+    make_env = task_env_factory(MOVE_CUBE.name, render=False, horizon=horizon)
+    for workers in (1, 2):
+        pool = make_pool(make_env, n, workers)
+        try:
+            for evaluation in range(2):
+                episodes = evaluate(pool, test, goals, embed, head, horizon, "cpu", observation="state")
+                got = np.stack([ep.infos["scaled_success"] for ep in episodes])
+                np.testing.assert_array_equal(got, here[evaluation], err_msg=f"workers={workers}")
+                assert [ep.seed for ep in episodes] == [int(d.seed) for d in test.demos]
+        finally:
+            pool.close()

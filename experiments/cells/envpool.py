@@ -102,6 +102,11 @@ class SerialEnvPool:
         """The results of `group`'s submitted step: observations, rewards, terminated, infos of its envs."""
         return _stack_results(self.pending.pop(group))
 
+    def attribute(self, name: str) -> list:
+        """`env.<name>` of every env, in order (None where an env has no such attribute)."""
+        self.pending.check_idle("attribute")
+        return self.group.attribute(name, range(len(self)))
+
     def peak_rss_mb(self) -> dict[str, float]:
         """Peak resident memory in MiB: {"main": ...} (the environments live in this process)."""
         return {"main": peak_rss_mb_of_this_process()}
@@ -207,6 +212,12 @@ class ProcessEnvPool:
     def wait_step(self, group: range):
         """The results of `group`'s submitted step: observations, rewards, terminated, infos of its envs."""
         return _stack_results(self._collect(self.pending.pop(group), len(group)))
+
+    def attribute(self, name: str) -> list:
+        """`env.<name>` of every env, in order (None where an env has no such attribute)."""
+        self.pending.check_idle("attribute")
+        routes = self._send("attribute", range(self.n), lambda positions, local: (name, local))
+        return self._collect(routes, self.n)
 
     def worker_stats(self) -> list[dict]:
         """Per worker: its peak resident memory (`peak_rss_mb`) and whether it imported torch (`imports_torch`)."""

@@ -33,7 +33,8 @@ from encoders.storage import atomic_write_bytes, move_aside
 from experiments.records import resume_path
 
 # Settings that change how a cell runs, not what it computes: a checkpoint made under other values still fits.
-RUN_ONLY_SETTINGS = ("workers", "progress", "overwrite", "results_dir", "cache", "eval_groups", "device")
+# (Not device or eval_groups: they change how forwards round.)
+RUN_ONLY_SETTINGS = ("workers", "progress", "overwrite", "results_dir", "cache")
 
 
 def _comparable(settings: dict) -> dict:
@@ -66,8 +67,8 @@ class Checkpoint:
         random.setstate(state["rng"]["python"])
         for stage, seconds in state["timing"].items():
             self.run.timing[stage] = round(self.run.timing.get(stage, 0.0) + seconds, 3)
-        for _ in state["evaluations"]:
-            if on_evaluation is not None:
+        if on_evaluation is not None:
+            for _ in state["evaluations"]:
                 on_evaluation()
         self.runs = state["runs"] + 1
         self.run.record["resumed"] = {"from_epoch": state["epoch"], "runs": self.runs}

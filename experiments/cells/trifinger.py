@@ -16,8 +16,8 @@ The head is the cell's policy (`policies.POLICIES`): CortexBench's MLP on the ve
 
 What we change, keeping the protocol: the reference re-runs the frozen encoder on every minibatch
 (twice for Move) and encodes rollout frames one at a time; here demo embeddings come from the shared
-cache and the evaluation episodes run in lockstep (in this process; `workers` is not used) with one
-batched encoder forward per step. The
+cache and the evaluation episodes run in lockstep with one batched encoder forward per step, their
+simulators stepped in `workers` processes (pybullet, the evaluation's cost, then uses every core). The
 reference's "train" rollouts (from training demos) only feed its logs and are not run. Where the
 reference's `rep_to_policy` default adds a Linear(D, 784), we use `none` (the README command, the
 paper setting).
@@ -32,6 +32,7 @@ import torch
 
 from encoders.cache import EmbeddingCache
 from experiments.cells import CellRun, summarise
+from experiments.cells.envpool import make_pool, task_env_factory
 from experiments.cells.features import cell_demos, entropy_block, policy_inputs
 from policies import build_head
 from policies.trifinger_mlp import with_goal
@@ -104,7 +105,7 @@ def train_epoch(head, optimizer, data: TrainingSet, batch_size: int, generator: 
 
 
 def evaluate(
-    envs,
+    pool,
     test_demos,
     goals,
     embed,
@@ -115,28 +116,28 @@ def evaluate(
     desc: str = "eval",
     observation: str = "pixels",
 ) -> list[Episode]:
-    """Episode i starts from test demo i (robot joints, cube pose, goal); all run in lockstep with one
-    batched encoder forward per step (`embed`: the stacked `observation`s, pixels or the state reference's
-    state -> the head's encoder output). Returns one `Episode` per demo (seed = demo id)."""
+    """Episode i starts from test demo i (robot joints, cube pose, goal) in env i of `pool`
+    (`experiments.cells.envpool`); all run in lockstep with one batched encoder forward per step (`embed`:
+    the stacked `observation`s, pixels or the state reference's state -> the head's encoder output). Env i
+    runs demo i at every evaluation, in whichever process holds it, so an env's history (pybullet keeps
+    some state across resets: docs/sweeps.md) does not depend on the number of workers. Returns one
+    `Episode` per demo (seed = demo id)."""
     from tqdm.auto import tqdm
 
     head.eval()
-    observations = [
-        env.reset(options={"initial_state": demo.initial_state})[0]
-        for env, demo in zip(envs, test_demos.demos, strict=True)
-    ]
-    values = np.zeros((len(envs), horizon))
+    demos = test_demos.demos
+    observations = pool.reset([int(d.seed) for d in demos], [{"initial_state": d.initial_state} for d in demos])
+    active = np.ones(len(demos), dtype=bool)
+    values = np.zeros((len(demos), horizon))
     for t in tqdm(range(horizon), desc=desc, unit="step", leave=False, disable=None if progress else True):
-        seen = np.stack([o[observation] for o in observations])
-        ft_pos = torch.from_numpy(np.stack([o["proprio"] for o in observations])).float()
-        features = with_goal(embed(seen), goals)
+        ft_pos = torch.from_numpy(observations["proprio"]).float()
+        features = with_goal(embed(observations[observation]), goals)
         actions = head.act(features.to(device), ft_pos.to(device)).cpu().numpy()
-        for i, env in enumerate(envs):
-            observations[i], _, _, _, info = env.step(actions[i])
-            values[i, t] = info["scaled_success"]
+        observations, _, _, infos = pool.step(actions, active)
+        values[:, t] = [info["scaled_success"] for info in infos]
     return [
         Episode(seed=int(demo.seed), rewards=np.zeros(horizon), infos={"scaled_success": values[i]})
-        for i, demo in enumerate(test_demos.demos)
+        for i, demo in enumerate(demos)
     ]
 
 
@@ -221,17 +222,19 @@ def train_and_evaluate(run: CellRun) -> None:
         "n_parameters": sum(p.numel() for p in head.parameters()),
     }
 
-    # 4. Evaluation environments, one per test demo, created once.
+    # 4. Evaluation environments, one per test demo, created once, stepped in `workers` processes.
     with run.timed("make_envs"):
-        envs = []
-        for _ in test.demos:
-            env = task.make_env(
-                render_size=s.render_size, quality=s.render_quality, horizon=s.horizon, render=observation == "pixels"
-            )
-            envs.append(env)
-            run.resources.callback(env.close)
+        make_env = task_env_factory(
+            task.name,
+            render_size=s.render_size,
+            quality=s.render_quality,
+            horizon=s.horizon,
+            render=observation == "pixels",  # the state reference renders nothing
+        )
+        pool = make_pool(make_env, len(test.demos), s.workers)
+        run.resources.callback(pool.close)
     if observation == "pixels":
-        used = {env.renderer for env in envs}
+        used = set(pool.attribute("renderer"))
         demo_renderer = train.stats["renderer"]
         if demo_renderer != "official" and used != {demo_renderer}:
             raise RuntimeError(f"demo frames were rendered with {demo_renderer}, evaluation renders with {used}")
@@ -248,7 +251,7 @@ def train_and_evaluate(run: CellRun) -> None:
     def run_evaluation(epoch: int) -> None:
         with run.timed("eval"):
             episodes = evaluate(
-                envs, test, goals, embed, head, s.horizon, device, s.progress, f"eval epoch {epoch}", observation
+                pool, test, goals, embed, head, s.horizon, device, s.progress, f"eval epoch {epoch}", observation
             )
         evaluations.append((epoch, task.score(episodes), episodes))
 
