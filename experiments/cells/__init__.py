@@ -183,7 +183,7 @@ def run_cell(s: CellSettings, encoder: FrozenEncoder, path: Path | None = None, 
         if lock.busy:
             return {"_outcome": "busy", "_path": str(path)}
         if lock.held:  # nobody else writes this record now: temp files of a killed writer can go
-            for leftover in leftover_temp_files(path):
+            for leftover in leftover_temp_files(path) + leftover_temp_files(resume_path(path)):
                 leftover.unlink(missing_ok=True)
         if not s.overwrite and (done := read_ok_record(path)) is not None:
             return done | {"_outcome": "skipped", "_path": str(path)}
